@@ -38,6 +38,7 @@ def summary(
     split: Annotated[Optional[str], typer.Option(help="Only this split.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one machine-readable JSON object.")] = False,
     skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Skip invalid records and report the count.")] = False,
+    image_dir: Annotated[Optional[Path], typer.Option("--image-dir", help="VSR: folder of COCO images to check.")] = None,
 ) -> None:
     """Counts per split, label, relation, meta-category and hop count k."""
     report = LoadReport()
@@ -48,7 +49,7 @@ def summary(
             for v in variant or DEFAULT_VARIANTS.get(dataset, [None]):
                 examples = load_dataset(dataset, data_dir=data_dir, variant=v, split=split,
                                         skip_invalid=skip_invalid, report=report)
-                out["variants"][v or "default"] = summarize(examples)  # type: ignore[index]
+                out["variants"][v or "default"] = summarize(examples, image_dir=image_dir)  # type: ignore[index]
     except DataError as err:
         fail(err)
     per_variant = out["variants"].values()  # type: ignore[union-attr]
@@ -66,6 +67,9 @@ def summary(
         for key in ("splits", "per_truth_label", "per_category", "per_k", "per_question_type", "per_variant"):
             if s[key]:
                 table.add_row(key, ", ".join(f"{k}: {n}" for k, n in s[key].items()))
+        if s["images"]["distinct"]:
+            table.add_row("images", f"{s['images']['present']} of {s['images']['distinct']} found"
+                          + ("" if image_dir else " (pass --image-dir with the COCO-2017 images for image encoders)"))
         Console().print(table)
     for note in report.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False)

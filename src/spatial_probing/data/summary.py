@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from spatial_probing.data.schema import Example
@@ -13,9 +14,17 @@ def _counts(values: list[Any]) -> dict[str, int]:
     return {str(k): c[k] for k in sorted(c, key=lambda x: (str(type(x)), x))}
 
 
-def summarize(examples: list[Example]) -> dict[str, Any]:
+def image_counts(examples: list[Example], image_dir: Path | None) -> dict[str, int]:
+    """How many distinct file images are present in ``image_dir`` (synthetic scenes always render)."""
+    files = {e.image for e in examples if e.image and not e.image.startswith("synthetic:")}
+    present = {f for f in files if image_dir is not None and (Path(image_dir) / f).is_file()}
+    return {"distinct": len(files), "present": len(present), "missing": len(files) - len(present)}
+
+
+def summarize(examples: list[Example], image_dir: Path | None = None) -> dict[str, Any]:
     """Summary of one set of examples as a JSON-ready dict."""
     return {
+        "images": image_counts(examples, image_dir),
         "total": len(examples),
         "splits": _counts([e.split for e in examples]),
         "n_relations": len({e.relation for e in examples if e.relation is not None}),
