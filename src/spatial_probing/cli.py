@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from spatial_probing.data.cli import app as data_app
+from spatial_probing.embed.cli import embed as embed_command
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -17,6 +18,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(data_app, name="data")
+app.command("embed")(embed_command)
 
 
 @app.command()

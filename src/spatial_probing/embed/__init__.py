@@ -1,0 +1,33 @@
+"""Embed stage: SBERT, BERT, CLIP text / image / text+image encoders and controls behind one interface.
+
+``load_encoder(name)`` gives an :class:`Encoder`; ``embed_examples`` embeds :class:`Example`
+lists through a content-keyed, memory-mapped cache so nothing is computed twice.
+"""
+
+from __future__ import annotations
+
+from spatial_probing.embed.cache import CacheCorruptionWarning, EmbeddingCache, embed_examples, inputs_hash
+from spatial_probing.embed.config import (
+    BUILTIN_ENCODERS,
+    EncoderConfig,
+    get_encoder_config,
+    list_encoders,
+    load_registry_file,
+    register_encoder,
+)
+from spatial_probing.embed.encoders import (
+    Encoder,
+    EncoderInfo,
+    configure_threads,
+    load_encoder,
+    resolve_device,
+    select_layers,
+)
+from spatial_probing.embed.resolve import ModelNotFoundError, hash_model_dir, resolve_model
+
+__all__ = [
+    "BUILTIN_ENCODERS", "CacheCorruptionWarning", "EmbeddingCache", "Encoder", "EncoderConfig", "EncoderInfo",
+    "ModelNotFoundError", "configure_threads", "embed_examples", "get_encoder_config", "hash_model_dir",
+    "inputs_hash", "list_encoders", "load_encoder", "load_registry_file", "register_encoder", "resolve_device",
+    "resolve_model", "select_layers",
+]

