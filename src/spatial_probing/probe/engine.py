@@ -1,0 +1,205 @@
+"""The probing engine on arrays: features per layer, labels, groups → predictions per layer × seed.
+
+The runner (:mod:`spatial_probing.probe.runner`) is a thin layer that turns tasks and encoders
+into these arrays and the results into tables. For the linear probe every layer × seed ×
+(task, control) × inner fold × C is fitted in one batched computation
+(:mod:`spatial_probing.probe.batched`); C is chosen per layer, seed and label set by the
+pooled inner-CV accuracy on the training items only, then the probe is refitted on all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from tqdm.auto import tqdm
+
+from spatial_probing.probe.batched import fit_softmax_batched, resolve_device, standardize
+from spatial_probing.probe.controls import control_labels
+from spatial_probing.probe.estimators import DEFAULT_CS, MLPProbe, check_probe_inputs
+from spatial_probing.probe.mdl import online_codelength
+from spatial_probing.probe.splits import inner_fold_masks
+
+
+class ProbeSettings(BaseModel):
+    """Hyperparameters of a probing run (part of the config hash).
+
+    Attributes:
+        probe: ``linear`` (batched multinomial logistic regression) or ``mlp`` (one hidden layer).
+        seeds: seeds; each changes the inner-CV folds, the control-task mapping, the MLP's
+            initialisation and the MDL ordering.
+        Cs: inverse L2 strengths searched by inner CV (one value: no search).
+        inner_folds: inner cross-validation folds (stratified, grouped).
+        max_iter: L-BFGS iterations (linear) or epochs (MLP).
+        mlp_hidden, mlp_weight_decay: MLP width and L2 penalty.
+        mdl_seeds: how many of the seeds also get an MDL online code (0: none).
+        n_boot: bootstrap resamples for the confidence intervals.
+        device: ``auto`` (CUDA if present), ``cpu`` or ``cuda``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    probe: str = Field(default="linear", pattern="^(linear|mlp)$")
+    seeds: tuple[int, ...] = Field(default=(0, 1, 2, 3, 4), min_length=1)
+    Cs: tuple[float, ...] = Field(default=DEFAULT_CS, min_length=1)
+    inner_folds: int = Field(default=3, ge=2)
+    max_iter: int = Field(default=500, ge=1)
+    mlp_hidden: int = Field(default=256, ge=1)
+    mlp_weight_decay: float = Field(default=1e-3, ge=0)
+    mdl_seeds: int = Field(default=1, ge=0)
+    n_boot: int = Field(default=1000, ge=100)
+    device: str = "auto"
+
+
+@dataclass
+class LayerSeedResult:
+    """Test predictions of the task and control probes of one layer and seed."""
+
+    layer: str
+    seed: int
+    y_pred: np.ndarray
+    control_true: np.ndarray
+    control_pred: np.ndarray
+    C: float
+    control_C: float
+    cv_accuracy: float
+    control_cv_accuracy: float
+    mdl_bits: float = float("nan")
+    mdl_compression: float = float("nan")
+
+
+def _check_inputs(X_train: Mapping[str, np.ndarray], X_test: Mapping[str, np.ndarray], y_train: np.ndarray,
+                  groups: Sequence, settings: ProbeSettings) -> None:
+    if not X_train:
+        raise ValueError("no layers to probe")
+    if set(X_train) != set(X_test):
+        raise ValueError(f"train and test layers differ: {sorted(X_train)} vs {sorted(X_test)}")
+    if len(groups) != len(y_train):
+        raise ValueError(f"{len(groups)} groups for {len(y_train)} training labels")
+    n_folds = settings.inner_folds if len(settings.Cs) > 1 else None
+    for layer in X_train:
+        check_probe_inputs(X_train[layer], y_train, n_folds=n_folds, where=f"layer {layer} (train)")
+        xt = np.asarray(X_test[layer])
+        if xt.ndim != 2 or xt.shape[1] != np.asarray(X_train[layer]).shape[1]:
+            raise ValueError(f"layer {layer}: test features have shape {xt.shape}, train {X_train[layer].shape}")
+        if not np.isfinite(xt).all():
+            raise ValueError(f"layer {layer} (test): embeddings contain NaN or infinite values")
+
+
+def _stack(X_train: Mapping[str, np.ndarray], X_test: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Standardise each layer on its training rows and stack, zero-padding to the widest layer."""
+    d = max(np.asarray(x).shape[1] for x in X_train.values())
+    layers = list(X_train)
+    n, m = len(X_train[layers[0]]), len(X_test[layers[0]])
+    tr = np.zeros((len(layers), n, d), np.float32)
+    te = np.zeros((len(layers), m, d), np.float32)
+    for i, layer in enumerate(layers):
+        a, b = standardize(np.asarray(X_train[layer], np.float64), np.asarray(X_test[layer], np.float64))
+        tr[i, :, : a.shape[1]], te[i, :, : b.shape[1]] = a, b
+    return tr, te
+
+
+def _val_accuracy(X: np.ndarray, W: np.ndarray, b: np.ndarray, Y: np.ndarray, val: np.ndarray,
+                  device: str) -> np.ndarray:
+    """Accuracy ``(G, Q)`` of each problem on its validation rows (``val`` masks ``(Q, n)``), layer by layer."""
+    dev = resolve_device(device)
+    out = np.zeros(W.shape[:2])
+    with torch.no_grad():
+        vt = torch.as_tensor(val, device=dev)
+        for g in range(X.shape[0]):
+            logits = torch.einsum("nd,qdk->qnk", torch.as_tensor(X[g], device=dev), torch.as_tensor(W[g], device=dev))
+            pred = (logits + torch.as_tensor(b[g], device=dev)[:, None, :]).argmax(-1)
+            hit = (pred == torch.as_tensor(Y, device=dev)) & vt
+            out[g] = (hit.sum(1) / vt.sum(1).clamp_min(1)).cpu().numpy()
+    return out
+
+
+def probe_arrays(X_train: Mapping[str, np.ndarray], y_train: Sequence[str], X_test: Mapping[str, np.ndarray], *,
+                 groups_train: Sequence[str], control_types_train: Sequence[str],
+                 control_types_test: Sequence[str], settings: ProbeSettings = ProbeSettings(),
+                 show_progress: bool = False) -> list[LayerSeedResult]:
+    """Fit task and control probes on every layer for every seed; predict the test items.
+
+    Args:
+        X_train, X_test: layer name → features ``(n_train, d)`` / ``(n_test, d)``.
+        y_train: training labels (strings).
+        groups_train: leakage groups of the training items (inner CV never splits one).
+        control_types_train, control_types_test: the control task's type of each item.
+    """
+    y_train = np.asarray(y_train, dtype=object)
+    _check_inputs(X_train, X_test, y_train, groups_train, settings)
+    classes = np.array(sorted(set(y_train.tolist())), dtype=object)
+    index = {c: i for i, c in enumerate(classes)}
+    K = len(classes)
+    seeds = list(settings.seeds)
+    ctrl_tr = {s: control_labels(control_types_train, y_train.tolist(), seed=s) for s in seeds}
+    ctrl_te = {s: control_labels(control_types_test, y_train.tolist(), seed=s) for s in seeds}
+    labelsets = [(s, which) for s in seeds for which in ("task", "control")]
+    Yint = np.stack([np.array([index[v] for v in (y_train if w == "task" else ctrl_tr[s])]) for s, w in labelsets])
+    if settings.probe == "mlp":
+        return _probe_mlp(X_train, X_test, Yint, labelsets, classes, ctrl_te, settings, show_progress)
+
+    layers = list(X_train)
+    Xtr, Xte = _stack(X_train, X_test)
+    L, n, _ = Xtr.shape
+    Cs = np.asarray(settings.Cs, dtype=np.float64)
+    best_C = np.full((L, len(labelsets)), Cs[0])
+    cv_acc = np.full((L, len(labelsets)), np.nan)
+    if len(Cs) > 1:  # stage 1: inner CV, every (label set, fold, C) as one batched problem set
+        F = settings.inner_folds
+        masks = {s: inner_fold_masks(y_train, groups_train, n_folds=F, seed=s) for s in seeds}
+        probs = [(j, f, c) for j in range(len(labelsets)) for f in range(F) for c in range(len(Cs))]
+        Y1 = np.stack([Yint[j] for j, _, _ in probs])
+        M1 = np.stack([masks[labelsets[j][0]][f] for j, f, _ in probs])
+        W, b = fit_softmax_batched(Xtr, np.broadcast_to(Y1, (L, *Y1.shape)), n_classes=K,
+                                   C=np.broadcast_to(Cs[[c for _, _, c in probs]], (L, len(probs))),
+                                   weights=np.broadcast_to(M1, (L, *M1.shape)), max_iter=settings.max_iter,
+                                   device=settings.device)
+        acc = _val_accuracy(Xtr, W, b, Y1, ~M1, settings.device)  # (L, P)
+        acc = acc.reshape(L, len(labelsets), F, len(Cs))
+        val_n = np.array([[(~masks[s][f]).sum() for f in range(F)] for s, _ in labelsets])  # pooled over folds
+        pooled = (acc * val_n[None, :, :, None]).sum(2) / val_n.sum(1)[None, :, None]
+        best = pooled.argmax(-1)  # first maximum: the smallest C (strongest penalty) wins ties
+        best_C, cv_acc = Cs[best], np.take_along_axis(pooled, best[..., None], -1)[..., 0]
+    # stage 2: refit every label set on all training items with its chosen C
+    W, b = fit_softmax_batched(Xtr, np.broadcast_to(Yint, (L, *Yint.shape)), n_classes=K, C=best_C,
+                               max_iter=settings.max_iter, device=settings.device)
+    with torch.no_grad():
+        logits = torch.einsum("lmd,lqdk->lqmk", torch.as_tensor(Xte), torch.as_tensor(W)) + torch.as_tensor(b)[:, :, None]
+        pred = logits.argmax(-1).numpy()  # (L, Q, m)
+    mdl = {}
+    for s in seeds[: settings.mdl_seeds]:
+        q = [labelsets.index((s, "task")), labelsets.index((s, "control"))]
+        bits, comp = online_codelength(Xtr, Yint[q], n_classes=K, C=best_C[:, q], seed=s, device=settings.device,
+                                       max_iter=settings.max_iter)
+        mdl[s] = (bits[:, 0], comp[:, 0])
+    out = []
+    for li, layer in enumerate(layers):
+        for s in seeds:
+            t, c = labelsets.index((s, "task")), labelsets.index((s, "control"))
+            bits, comp = mdl.get(s, (np.full(L, np.nan), np.full(L, np.nan)))
+            out.append(LayerSeedResult(layer, s, classes[pred[li, t]], ctrl_te[s], classes[pred[li, c]],
+                                       float(best_C[li, t]), float(best_C[li, c]), float(cv_acc[li, t]),
+                                       float(cv_acc[li, c]), float(bits[li]), float(comp[li])))
+    return out
+
+
+def _probe_mlp(X_train: Mapping[str, np.ndarray], X_test: Mapping[str, np.ndarray], Yint: np.ndarray,
+               labelsets: list[tuple[int, str]], classes: np.ndarray, ctrl_te: dict[int, np.ndarray],
+               settings: ProbeSettings, show_progress: bool) -> list[LayerSeedResult]:
+    out = []
+    jobs = [(layer, s) for layer in X_train for s in settings.seeds]
+    for layer, s in tqdm(jobs, desc="MLP probes", disable=not show_progress):
+        preds, scores = {}, {}
+        for which in ("task", "control"):
+            probe = MLPProbe(hidden_size=settings.mlp_hidden, weight_decay=settings.mlp_weight_decay,
+                             max_iter=settings.max_iter, random_state=s)
+            probe.fit(X_train[layer], Yint[labelsets.index((s, which))])
+            preds[which] = classes[probe.predict(X_test[layer])]
+            scores[which] = float(getattr(probe.pipeline_[-1], "best_validation_score_", None) or np.nan)
+        out.append(LayerSeedResult(layer, s, preds["task"], ctrl_te[s], preds["control"], float("nan"),
+                                   float("nan"), scores["task"], scores["control"]))
+    return out

@@ -1,0 +1,119 @@
+"""Train/test splits that mean what they say, and checks of what leaks across them.
+
+Policies (by name):
+
+* ``own`` — the dataset's own split (train → test).
+* ``zeroshot`` — VSR's concept-disjoint zero-shot split (the task loads VSR's ``zeroshot`` files).
+* ``concept-kfold`` — grouped k-fold by object concepts: concepts are hashed into k folds; in
+  fold f an item is tested when both its subject and object concepts fall in f and trained on
+  when neither does (mixed items are left out of that fold), so no concept is seen on both sides.
+
+Inner cross-validation folds are stratified and grouped by ``Example.group`` (image, story,
+scene), so an image or story never straddles an inner split either.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from sklearn.model_selection import StratifiedGroupKFold
+
+from spatial_probing.data.schema import Example
+
+SplitPolicy = Literal["own", "zeroshot", "concept-kfold"]
+SPLIT_POLICIES: tuple[str, ...] = ("own", "zeroshot", "concept-kfold")
+
+
+@dataclass(frozen=True)
+class Fold:
+    """Indices (into a list of items) of one outer fold's training and test items."""
+
+    train: np.ndarray
+    test: np.ndarray
+
+
+def _fold_of(key: str, seed: int, k: int) -> int:
+    return int(hashlib.sha256(f"{seed}:{key}".encode()).hexdigest()[:8], 16) % k
+
+
+def outer_folds(policy: str, splits: Sequence[str], concepts: Sequence[tuple[str, str]], *, n_folds: int = 5,
+                seed: int = 0, train_splits: Sequence[str] = ("train",),
+                test_splits: Sequence[str] = ("test",)) -> list[Fold]:
+    """The outer train/test folds of ``policy`` for items with dataset ``splits`` and (subject, object) ``concepts``."""
+    split_arr = np.asarray(splits, dtype=object)
+    if policy in ("own", "zeroshot"):
+        train = np.flatnonzero(np.isin(split_arr, list(train_splits)))
+        test = np.flatnonzero(np.isin(split_arr, list(test_splits)))
+        if train.size == 0 or test.size == 0:
+            raise ValueError(f"split {policy!r}: found {train.size} items in {list(train_splits)} and {test.size} in "
+                             f"{list(test_splits)}; both must be non-empty (dataset splits present: "
+                             f"{sorted(set(splits))})")
+        return [Fold(train, test)]
+    if policy != "concept-kfold":
+        raise ValueError(f"unknown split policy {policy!r}; expected one of {list(SPLIT_POLICIES)}")
+    if n_folds < 2:
+        raise ValueError(f"concept-kfold needs ≥ 2 folds, got {n_folds}")
+    fa = np.array([_fold_of(a, seed, n_folds) for a, _ in concepts])
+    fb = np.array([_fold_of(b, seed, n_folds) for _, b in concepts])
+    folds = []
+    for f in range(n_folds):
+        test = np.flatnonzero((fa == f) & (fb == f))
+        train = np.flatnonzero((fa != f) & (fb != f))
+        if test.size and train.size:
+            folds.append(Fold(train, test))
+    if not folds:
+        raise ValueError(f"concept-kfold: no fold has both training and test items ({len(concepts)} items, "
+                         f"{n_folds} folds); use fewer folds or more data")
+    return folds
+
+
+def inner_fold_masks(y: Sequence, groups: Sequence, *, n_folds: int, seed: int) -> np.ndarray:
+    """Training-row masks ``(n_folds, n)`` of stratified, grouped inner CV folds on the training items."""
+    y = np.asarray(y)
+    groups = np.asarray(groups, dtype=object)
+    n_groups = len(set(groups.tolist()))
+    if y.size < n_folds or n_groups < n_folds:
+        raise ValueError(f"too few examples for {n_folds}-fold inner cross-validation: {y.size} training items in "
+                         f"{n_groups} groups; need at least {n_folds} groups (use fewer folds or more data)")
+    cv = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    masks = np.ones((n_folds, y.size), dtype=bool)
+    with warnings.catch_warnings():  # rare classes with < n_folds members are expected (VSR has 66 relations)
+        warnings.filterwarnings("ignore", message="The least populated class")
+        for f, (_, val) in enumerate(cv.split(np.zeros(y.size), y, groups)):
+            masks[f, val] = False
+    return masks
+
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def overlap_report(train: Sequence[Example], test: Sequence[Example]) -> dict[str, float | int]:
+    """What the test set shares with the training set: groups, exact texts, relation triples, concepts, words."""
+    def triple(e: Example) -> tuple:
+        return (e.subject, e.relation, e.object)
+
+    train_groups = {e.group for e in train if e.group is not None}
+    train_texts = {e.text.strip().lower() for e in train}
+    train_triples = {triple(e) for e in train if e.subject and e.object}
+    train_concepts = {c for e in train for c in (e.subject, e.object) if c}
+    train_vocab = {w for e in train for w in _WORD.findall(e.text.lower())}
+    test_vocab = {w for e in test for w in _WORD.findall(e.text.lower())}
+    with_args = [e for e in test if e.subject and e.object]
+    n = max(len(test), 1)
+    return {
+        "n_train": len(train),
+        "n_test": len(test),
+        "test_groups_in_train": sum(e.group in train_groups for e in test if e.group is not None),
+        "frac_test_texts_in_train": sum(e.text.strip().lower() in train_texts for e in test) / n,
+        "frac_test_triples_in_train": (sum(triple(e) in train_triples for e in with_args) / len(with_args)
+                                       if with_args else float("nan")),
+        "frac_test_concepts_seen": (sum(e.subject in train_concepts and e.object in train_concepts
+                                        for e in with_args) / len(with_args) if with_args else float("nan")),
+        "frac_test_vocab_in_train": len(test_vocab & train_vocab) / max(len(test_vocab), 1),
+    }

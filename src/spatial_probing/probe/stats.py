@@ -1,0 +1,121 @@
+"""Uncertainty and paired tests for probe results.
+
+* :func:`bootstrap_metric` — percentile bootstrap over test items, vectorised over resamples
+  (accuracy and macro-F1 from per-resample confusion counts, so thousands of resamples are cheap).
+* :func:`mcnemar_exact` — exact (binomial) McNemar test on two classifiers' paired correctness.
+* :func:`paired_permutation` — sign-flip permutation test on paired per-item scores (exact
+  enumeration when it is small enough, Monte Carlo otherwise).
+* :func:`holm` — Holm step-down correction (statsmodels).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import product
+
+import numpy as np
+from scipy import stats as sps
+from statsmodels.stats.multitest import multipletests
+
+METRICS = ("accuracy", "macro_f1")
+
+
+def _check_pair(a: np.ndarray, b: np.ndarray, what: str) -> None:
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"{what}: expected two 1-D arrays of the same length, got shapes {a.shape} and {b.shape}")
+
+
+def _weighted_metric(metric: str, y_true: np.ndarray, y_pred: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``metric`` for each row of item weights ``w`` (B, n): resample counts or a single row of ones."""
+    if metric == "accuracy":
+        return (w @ (y_true == y_pred).astype(np.float64)) / w.sum(axis=1)
+    if metric != "macro_f1":
+        raise ValueError(f"unknown metric {metric!r}; expected one of {METRICS}")
+    classes = np.union1d(y_true, y_pred)
+    f1 = np.zeros((w.shape[0], classes.size))
+    present = np.zeros_like(f1, dtype=bool)
+    for j, c in enumerate(classes):
+        t, p = y_true == c, y_pred == c
+        tp, n_true, n_pred = w @ (t & p), w @ t, w @ p
+        denom = n_true + n_pred
+        present[:, j] = denom > 0  # sklearn averages over labels present in y_true ∪ y_pred
+        f1[:, j] = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+    return (f1 * present).sum(axis=1) / np.maximum(present.sum(axis=1), 1)
+
+
+def metric_value(metric: str, y_true: Sequence, y_pred: Sequence) -> float:
+    """Accuracy or macro-F1 (sklearn's definition) of one prediction vector."""
+    yt, yp = np.asarray(y_true), np.asarray(y_pred)
+    _check_pair(yt, yp, metric)
+    return float(_weighted_metric(metric, yt, yp, np.ones((1, yt.size)))[0])
+
+
+def bootstrap_metric(metric: str, y_true: Sequence, y_pred: Sequence, *, n_boot: int = 1000, seed: int = 0,
+                     confidence: float = 0.95) -> tuple[float, float, float]:
+    """``(value, ci_low, ci_high)``: percentile bootstrap interval over test items.
+
+    Items are resampled with replacement ``n_boot`` times; the interval holds the central
+    ``confidence`` mass of the resampled metric. NaN bounds when there are fewer than 2 items.
+    """
+    yt, yp = np.asarray(y_true), np.asarray(y_pred)
+    _check_pair(yt, yp, "bootstrap")
+    if yt.size == 0:
+        return float("nan"), float("nan"), float("nan")
+    value = float(_weighted_metric(metric, yt, yp, np.ones((1, yt.size)))[0])
+    if yt.size < 2:
+        return value, float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, yt.size, size=(n_boot, yt.size))
+    w = np.zeros((n_boot, yt.size))
+    np.add.at(w, (np.repeat(np.arange(n_boot), yt.size), idx.ravel()), 1.0)
+    boot = _weighted_metric(metric, yt, yp, w)
+    alpha = (1 - confidence) / 2
+    lo, hi = np.quantile(boot, [alpha, 1 - alpha])
+    return value, float(lo), float(hi)
+
+
+def mcnemar_exact(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> float:
+    """Exact McNemar p-value: two-sided binomial test on the discordant pairs (1.0 if none)."""
+    a, b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
+    _check_pair(a, b, "McNemar")
+    n01, n10 = int(np.sum(a & ~b)), int(np.sum(~a & b))
+    n = n01 + n10
+    if n == 0:
+        return 1.0
+    return float(min(1.0, 2.0 * sps.binom.cdf(min(n01, n10), n, 0.5)))
+
+
+def paired_permutation(scores_a: Sequence[float], scores_b: Sequence[float], *, n_permutations: int = 10000,
+                       seed: int = 0) -> float:
+    """Two-sided paired permutation test of mean(a − b) = 0 by random sign flips of the differences.
+
+    Exact (all 2^m sign patterns of the m non-zero differences) when 2^m ≤ ``n_permutations``;
+    otherwise Monte Carlo with the add-one estimate ``(1 + #{|T*| ≥ |T|}) / (1 + B)``.
+    """
+    a, b = np.asarray(scores_a, dtype=np.float64), np.asarray(scores_b, dtype=np.float64)
+    _check_pair(a, b, "permutation test")
+    d = a - b
+    d = d[d != 0]  # zero differences do not change under sign flips
+    if d.size == 0:
+        return 1.0
+    observed = abs(d.sum())
+    tol = 1e-12 * max(1.0, observed)
+    if 2 ** d.size <= n_permutations:
+        signs = np.array(list(product((1.0, -1.0), repeat=d.size)))
+        return float(np.mean(np.abs(signs @ d) >= observed - tol))
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for start in range(0, n_permutations, 1000):  # chunked to bound memory on long test sets
+        signs = rng.choice((-1.0, 1.0), size=(min(1000, n_permutations - start), d.size))
+        hits += int(np.sum(np.abs(signs @ d) >= observed - tol))
+    return (1 + hits) / (1 + n_permutations)
+
+
+def holm(pvalues: Sequence[float]) -> np.ndarray:
+    """Holm-adjusted p-values; NaN entries stay NaN and are not counted as tests."""
+    p = np.asarray(pvalues, dtype=np.float64)
+    out = np.full_like(p, np.nan)
+    ok = ~np.isnan(p)
+    if ok.any():
+        out[ok] = multipletests(p[ok], method="holm")[1]
+    return out
