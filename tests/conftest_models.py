@@ -3,7 +3,8 @@
 Reusable by every stage's tests: ``from conftest_models import build_tiny_models``.
 Each builder writes a model the way a downloaded one looks (config, weights, tokenizer,
 image processor), with hidden size 32 and 2 layers so a test encodes hundreds of texts in
-well under a second. Weights are seeded, so the same call gives the same model.
+well under a second. Weights are seeded (seeds 1000+, never a ``random-init`` control's
+seed), so the same call gives the same model.
 """
 
 from __future__ import annotations
@@ -23,6 +24,12 @@ _WORDS = ("the a an of to is are on in at by near far from left right above belo
           "circle square triangle star small large object scene picture photo image").split()
 
 
+#: A few captions with a repeat (row 5 = row 0) and one long sentence, for encoder tests.
+SAMPLE_TEXTS = ["The cat is left of the dog.", "A red circle above a blue square.", "the cup is on the table",
+                "The car is far from the man, who is standing behind the large chair next to the bed.", "a dog",
+                "The cat is left of the dog."]
+
+
 def _pieces() -> list[str]:
     chars = list(string.ascii_lowercase + string.digits + string.punctuation)
     return _WORDS + chars + ["##" + c for c in string.ascii_lowercase + string.digits]
@@ -40,7 +47,7 @@ def _layers_config() -> dict:
                 intermediate_size=2 * TINY_HIDDEN)
 
 
-def build_tiny_bert(out: Path, *, seed: int = 0) -> Path:
+def build_tiny_bert(out: Path, *, seed: int = 1000) -> Path:
     """A 2-layer BERT with a WordPiece tokenizer (``transformers`` folder, kind ``hf``)."""
     from transformers import BertConfig, BertModel, BertTokenizer
 
@@ -55,7 +62,7 @@ def build_tiny_bert(out: Path, *, seed: int = 0) -> Path:
     return out
 
 
-def build_tiny_mpnet(out: Path, *, seed: int = 1) -> Path:
+def build_tiny_mpnet(out: Path, *, seed: int = 1001) -> Path:
     """A 2-layer MPNet with a WordPiece tokenizer (the architecture of all-mpnet-base-v2)."""
     from transformers import MPNetConfig, MPNetModel, MPNetTokenizer
 
@@ -70,7 +77,7 @@ def build_tiny_mpnet(out: Path, *, seed: int = 1) -> Path:
     return out
 
 
-def build_tiny_sbert(out: Path, *, seed: int = 2) -> Path:
+def build_tiny_sbert(out: Path, *, seed: int = 1002) -> Path:
     """A sentence-transformers model (MPNet → mean pooling → normalise), like all-mpnet-base-v2."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -87,7 +94,7 @@ def build_tiny_sbert(out: Path, *, seed: int = 2) -> Path:
     return out
 
 
-def build_tiny_clip(out: Path, *, seed: int = 3) -> Path:
+def build_tiny_clip(out: Path, *, seed: int = 1003) -> Path:
     """A 2-layer CLIP (text and 32×32 ViT image towers) with a byte-level BPE tokenizer and PIL image processor."""
     from tokenizers import pre_tokenizers
     from transformers import CLIPConfig, CLIPModel, CLIPTokenizer

@@ -136,7 +136,7 @@ def get_encoder_config(name: str) -> EncoderConfig:
             if base.control is not None:
                 raise ValueError(f"{name!r}: controls do not nest (base {base.name!r} is already a control)")
             extra = {"pooling": "static"} if prefix == "static" else {}
-            return base.model_copy(update={"name": name, "control": prefix, **extra})
+            return EncoderConfig(**{**base.model_dump(), "name": name, "control": prefix, **extra})
     if name in _REGISTRY:
         return _REGISTRY[name]
     path = Path(name).expanduser()

@@ -299,7 +299,7 @@ class _TextEncoder(Encoder):
         n_long = sum(ln >= self.max_length for ln in lengths)
         if n_long:
             warnings.warn(f"{self.name}: {n_long} of {len(uniq)} texts reach the {self.max_length}-token limit "
-                          f"and may be truncated", stacklevel=3)
+                          f"and may be truncated", stacklevel=4)
         order = np.argsort(-np.asarray(lengths), kind="stable")
         out: dict[str, np.ndarray] = {}
         with torch.inference_mode(), tqdm(total=len(uniq), desc=f"embed {self.name}", unit="text",
