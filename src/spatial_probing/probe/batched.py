@@ -97,9 +97,9 @@ def fit_softmax_batched(X: np.ndarray, Y: np.ndarray, *, n_classes: int, C: floa
     Ws, bs = [], []
     for s in range(0, G, step):
         sl = slice(s, s + step)
-        W, b = _fit_chunk(torch.as_tensor(np.ascontiguousarray(X[sl]), dtype=dtype, device=dev),
-                          torch.as_tensor(np.ascontiguousarray(Y[sl]), dtype=torch.long, device=dev),
-                          torch.as_tensor(np.ascontiguousarray(W8[sl]), dtype=dtype, device=dev),
+        W, b = _fit_chunk(torch.as_tensor(np.require(X[sl], requirements=('C', 'W')), dtype=dtype, device=dev),
+                          torch.as_tensor(np.require(Y[sl], requirements=('C', 'W')), dtype=torch.long, device=dev),
+                          torch.as_tensor(np.require(W8[sl], requirements=('C', 'W')), dtype=dtype, device=dev),
                           torch.as_tensor(1.0 / Cs[sl], dtype=dtype, device=dev), n_classes, max_iter, tol)
         Ws.append(W.cpu().numpy())
         bs.append(b.cpu().numpy())

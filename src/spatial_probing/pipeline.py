@@ -1,0 +1,114 @@
+"""``spatial-probing run CONFIG.yaml``: data → embed → probe for every combination in a config.
+
+Each (task, encoder, probe) unit reads its embeddings from the shared cache and writes its part
+of the tables atomically with its configuration hash, so re-running the same config after an
+interruption skips finished units and resumes with the next one.
+
+Example ``run.yaml``::
+
+    out: runs/main
+    data_dir: ../shared/data
+    tasks: [vsr-relation, vsr-category, synthetic-argument-order]
+    encoders: [sbert-mpnet, bert, clip-text, static:bert, random-init:bert]
+    probes: [linear]
+    layers: all
+    seeds: [0, 1, 2, 3, 4]
+    model_paths: {sbert-mpnet: /models/all-mpnet-base-v2}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from spatial_probing.probe.engine import ProbeSettings
+from spatial_probing.probe.estimators import DEFAULT_CS
+from spatial_probing.probe.runner import UnitConfig, run_units
+from spatial_probing.probe.tasks import TASKS
+
+
+class RunConfig(BaseModel):
+    """A whole study: every task × encoder × probe, with shared probe settings and paths.
+
+    Relative paths are resolved against the YAML file's folder by :func:`load_run_config`.
+    ``task_options`` maps a task name to ``load_dataset`` keywords (e.g. ``{stepgame-answer: {k: [1, 2]}}``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    out: Path = Path("runs/main")
+    data_dir: Path | None = None
+    cache_dir: Path | None = None
+    image_dir: Path | None = None
+    tasks: list[str] = Field(min_length=1)
+    encoders: list[str] = Field(min_length=1)
+    probes: list[str] = Field(default=["linear"], min_length=1)
+    layers: str = "all"
+    split: str | None = None
+    seeds: list[int] = Field(default=[0, 1, 2, 3, 4], min_length=1)
+    Cs: list[float] = Field(default=list(DEFAULT_CS), min_length=1)
+    inner_folds: int = Field(default=3, ge=2)
+    mdl_seeds: int = Field(default=1, ge=0)
+    n_boot: int = Field(default=1000, ge=100)
+    max_train: int | None = Field(default=None, ge=2)
+    max_test: int | None = Field(default=None, ge=1)
+    device: str = "auto"
+    model_paths: dict[str, Path] = Field(default_factory=dict)
+    task_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("tasks")
+    @classmethod
+    def _known_tasks(cls, tasks: list[str]) -> list[str]:
+        unknown = [t for t in tasks if t not in TASKS]
+        if unknown:
+            raise ValueError(f"unknown task(s) {unknown}; expected some of {sorted(TASKS)}")
+        return tasks
+
+    @field_validator("probes")
+    @classmethod
+    def _known_probes(cls, probes: list[str]) -> list[str]:
+        bad = [p for p in probes if p not in ("linear", "mlp")]
+        if bad:
+            raise ValueError(f"unknown probe(s) {bad}; expected linear or mlp")
+        return probes
+
+    def units(self) -> list[UnitConfig]:
+        """Every (task, encoder, probe) unit, in config order."""
+        return [UnitConfig(task=t, encoder=e, split=self.split, layers=self.layers, max_train=self.max_train,
+                           max_test=self.max_test, load_kwargs=self.task_options.get(t, {}),
+                           settings=ProbeSettings(probe=p, seeds=tuple(self.seeds), Cs=tuple(self.Cs),
+                                                  inner_folds=self.inner_folds, mdl_seeds=self.mdl_seeds,
+                                                  n_boot=self.n_boot, device=self.device))
+                for t in self.tasks for e in self.encoders for p in self.probes]
+
+
+def load_run_config(path: str | Path) -> RunConfig:
+    """Read and validate a run YAML; errors name the file and the offending field."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as err:
+        raise ValueError(f"{path}: cannot read the run config: {err}") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a YAML mapping (out, tasks, encoders, ...), got {type(raw).__name__}")
+    try:
+        config = RunConfig.model_validate(raw)
+    except ValidationError as err:
+        issues = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+        raise ValueError(f"{path}: invalid run config: {issues}") from None
+    base = path.resolve().parent
+    fix = {k: (base / v if v is not None and not Path(v).is_absolute() else v)
+           for k, v in (("out", config.out), ("data_dir", config.data_dir), ("cache_dir", config.cache_dir),
+                        ("image_dir", config.image_dir))}
+    paths = {k: (v if Path(v).is_absolute() else base / v) for k, v in config.model_paths.items()}
+    return config.model_copy(update={**fix, "model_paths": paths})
+
+
+def run(config: RunConfig, *, command: str = "", log=print) -> dict[str, Path]:
+    """Run (or resume) every unit of ``config`` and assemble the run directory's tables."""
+    return run_units(config.units(), config.out, data_dir=config.data_dir, model_paths=dict(config.model_paths),
+                     cache_dir=config.cache_dir, image_dir=config.image_dir, command=command,
+                     run_config=config.model_dump(mode="json"), log=log)

@@ -1,0 +1,354 @@
+"""Tasks × encoders → the run directory's tables (results, predictions, comparisons, manifest).
+
+Each (task, encoder, probe) *unit* is computed from the embedding cache and written atomically
+to ``parts/`` with the hash of its configuration; a unit whose part exists with the same hash
+is skipped, so an interrupted run resumes where it stopped. :func:`assemble` then concatenates
+the parts, computes the paired encoder comparisons and writes the run's tables and manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import re
+import sys
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from spatial_probing.data.schema import Example
+from spatial_probing.io import atomic_path, atomic_write_json, sha256_bytes, sha256_texts
+from spatial_probing.probe.controls import chance_level, majority_label
+from spatial_probing.probe.engine import LayerSeedResult, ProbeSettings, probe_arrays
+from spatial_probing.probe.splits import outer_folds, overlap_report
+from spatial_probing.probe.stats import bootstrap_metric, holm, mcnemar_exact, paired_permutation
+from spatial_probing.probe.tasks import ProbeItems, get_task
+
+RESULT_COLUMNS = ["dataset", "task", "encoder", "layer", "probe", "seed", "split", "subset_kind", "subset", "metric",
+                  "value", "ci_low", "ci_high", "n_test"]
+KEY_COLUMNS = ["dataset", "task", "encoder", "layer", "probe", "seed"]
+COMPARISON_COLUMNS = ["dataset", "task", "layer_a", "layer_b", "probe", "encoder_a", "encoder_b", "selection",
+                      "subset_kind", "subset", "acc_a", "acc_b", "diff", "mcnemar_p", "permutation_p", "p_holm", "n"]
+
+
+class UnitConfig(BaseModel):
+    """Everything that determines one (task, encoder) unit's tables; its hash names the part files."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    task: str
+    encoder: str
+    split: str | None = None
+    layers: str = "all"
+    settings: ProbeSettings = ProbeSettings()
+    outer_folds: int = Field(default=5, ge=2)
+    max_train: int | None = Field(default=None, ge=2)
+    max_test: int | None = Field(default=None, ge=1)
+    load_kwargs: dict[str, Any] = Field(default_factory=dict)
+
+    def digest(self) -> str:
+        return sha256_bytes(self.model_dump_json().encode())[:16]
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", name)
+
+
+def _cap(examples: list[Example], max_items: int | None, seed: int) -> list[Example]:
+    """At most ``max_items`` examples per dataset split, taking whole groups in a seeded random order."""
+    if max_items is None:
+        return examples
+    out: list[Example] = []
+    for split in sorted({e.split for e in examples}):
+        part = [e for e in examples if e.split == split]
+        by_group: dict[str, list[Example]] = {}
+        for e in part:
+            by_group.setdefault(str(e.group or e.id), []).append(e)
+        keys = sorted(by_group)
+        order = np.random.default_rng(seed).permutation(len(keys))
+        taken: list[Example] = []
+        for i in order:
+            if len(taken) >= max_items:
+                break
+            taken.extend(by_group[keys[i]])
+        out.extend(sorted(taken, key=lambda e: e.id))
+    return out
+
+
+def _bootstrap_rows(base: dict[str, Any], y_true: np.ndarray, y_pred: np.ndarray, c_true: np.ndarray,
+                    c_pred: np.ndarray, majority: str, n_boot: int, seed: int) -> list[dict[str, Any]]:
+    n = len(y_true)
+    rows = []
+
+    def add(metric: str, value: float, lo: float = float("nan"), hi: float = float("nan")) -> None:
+        rows.append({**base, "metric": metric, "value": value, "ci_low": lo, "ci_high": hi, "n_test": n})
+
+    add("accuracy", *bootstrap_metric("accuracy", y_true, y_pred, n_boot=n_boot, seed=seed))
+    add("macro_f1", *bootstrap_metric("macro_f1", y_true, y_pred, n_boot=n_boot, seed=seed))
+    add("control_accuracy", *bootstrap_metric("accuracy", c_true, c_pred, n_boot=n_boot, seed=seed))
+    # selectivity is a mean of per-item differences: its interval is a bootstrap of those differences
+    diff = (y_true == y_pred).astype(float) - (c_true == c_pred).astype(float)
+    sel = bootstrap_metric("accuracy", np.ones(n), diff, n_boot=n_boot, seed=seed) if n else (np.nan,) * 3
+    add("selectivity", float(diff.mean()) if n else float("nan"), *sel[1:])
+    add("majority", *bootstrap_metric("accuracy", y_true, np.full(n, majority, dtype=object), n_boot=n_boot,
+                                      seed=seed))
+    return rows
+
+
+def summarize_unit(items: ProbeItems, test_idx: np.ndarray, results: list[LayerSeedResult], *, dataset: str,
+                   task: str, encoder: str, probe: str, split: str, train_labels: Sequence[str],
+                   report_by: Sequence[str], n_boot: int, chance: float | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Tidy result rows (with CIs) and per-item predictions of one unit's pooled test predictions."""
+    y_true = items.labels[test_idx]
+    majority = majority_label(list(train_labels))
+    n_classes = len(set(train_labels))
+    rows, preds = [], []
+    for r in results:
+        base = {"dataset": dataset, "task": task, "encoder": encoder, "layer": r.layer, "probe": probe,
+                "seed": r.seed, "split": split}
+        subsets = [("all", "all", np.ones(len(test_idx), bool))]
+        for kind in report_by:
+            vals = np.asarray(items.subsets[kind], dtype=object)[test_idx]
+            subsets += [(kind, v, vals == v) for v in sorted({v for v in vals if v is not None})]
+        for kind, value, mask in subsets:
+            rows += _bootstrap_rows({**base, "subset_kind": kind, "subset": value}, y_true[mask], r.y_pred[mask],
+                                    r.control_true[mask], r.control_pred[mask], majority, n_boot, r.seed)
+        n = len(test_idx)
+        scalar = {"chance": chance if chance is not None else chance_level(n_classes), "cv_accuracy": r.cv_accuracy,
+                  "control_cv_accuracy": r.control_cv_accuracy, "C": r.C, "control_C": r.control_C,
+                  "mdl_codelength_bits": r.mdl_bits, "mdl_compression": r.mdl_compression}
+        for metric, value in scalar.items():
+            if metric.startswith("mdl") and np.isnan(value):
+                continue
+            rows.append({**base, "subset_kind": "all", "subset": "all", "metric": metric, "value": float(value),
+                         "ci_low": np.nan, "ci_high": np.nan, "n_test": n})
+        pred = pd.DataFrame({**base, "example_id": [items.ids[i] for i in test_idx], "y_true": y_true.astype(str),
+                             "y_pred": r.y_pred.astype(str), "correct": y_true == r.y_pred,
+                             "control_true": r.control_true.astype(str), "control_pred": r.control_pred.astype(str)})
+        for kind in ("relation", "category", "k", "question_type"):
+            if kind in items.subsets:
+                pred[kind] = [None if v is None else str(v) for v in np.asarray(items.subsets[kind], object)[test_idx]]
+        preds.append(pred)
+    return pd.DataFrame(rows, columns=RESULT_COLUMNS), pd.concat(preds, ignore_index=True)
+
+
+def run_unit(config: UnitConfig, *, data_dir: str | Path | None = None, model_path: str | Path | None = None,
+             cache_dir: str | Path | None = None, image_dir: str | Path | None = None,
+             show_progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Load, embed and probe one (task, encoder) unit; returns (results, predictions, metadata)."""
+    from spatial_probing.embed import embed_examples, load_encoder
+
+    task = get_task(config.task)
+    spec = task.spec
+    policy = config.split or spec.split
+    examples = task.load(data_dir, split=policy, **config.load_kwargs)
+    base_seed = config.settings.seeds[0]
+    examples = _cap([e for e in examples if e.split in spec.train_splits], config.max_train, base_seed) + \
+        _cap([e for e in examples if e.split not in spec.train_splits], config.max_test, base_seed)
+    items = task.items(examples)
+    folds = outer_folds(policy, items.splits, items.concepts, n_folds=config.outer_folds, seed=base_seed,
+                        train_splits=spec.train_splits, test_splits=spec.test_splits)
+    encoder = load_encoder(config.encoder, model_path=model_path, device=config.settings.device)
+    emb = embed_examples(items.examples, encoder, layers=config.layers, cache_dir=cache_dir, image_dir=image_dir,
+                         show_progress=show_progress)
+    feats = {layer: items.features(np.asarray(x, dtype=np.float32)) for layer, x in emb.items()}
+    per_fold, overlap = [], []
+    for fold in folds:
+        tr, te = fold.train, fold.test
+        res = probe_arrays({k: v[tr] for k, v in feats.items()}, items.labels[tr], {k: v[te] for k, v in feats.items()},
+                           groups_train=[items.groups[i] for i in tr],
+                           control_types_train=[items.control_types[i] for i in tr],
+                           control_types_test=[items.control_types[i] for i in te], settings=config.settings,
+                           show_progress=show_progress)
+        per_fold.append(res)
+        ex = items.examples
+        overlap.append(overlap_report([ex[items.rows_a[i]] for i in tr], [ex[items.rows_a[i]] for i in te]))
+    test_idx = np.concatenate([f.test for f in folds])
+    pooled = []
+    for j, r in enumerate(per_fold[0]):  # pool the folds' test predictions (each item is tested once)
+        parts = [fold_res[j] for fold_res in per_fold]
+        pooled.append(LayerSeedResult(
+            r.layer, r.seed, np.concatenate([p.y_pred for p in parts]), np.concatenate([p.control_true for p in parts]),
+            np.concatenate([p.control_pred for p in parts]), float(np.mean([p.C for p in parts])),
+            float(np.mean([p.control_C for p in parts])), float(np.mean([p.cv_accuracy for p in parts])),
+            float(np.mean([p.control_cv_accuracy for p in parts])), float(np.sum([p.mdl_bits for p in parts])),
+            float(np.mean([p.mdl_compression for p in parts]))))
+    train_labels = items.labels[np.concatenate([f.train for f in folds[:1]])].tolist()
+    results, predictions = summarize_unit(
+        items, test_idx, pooled, dataset=spec.dataset, task=spec.name, encoder=config.encoder,
+        probe=config.settings.probe, split=policy, train_labels=train_labels, report_by=spec.report_by,
+        n_boot=config.settings.n_boot, chance=spec.chance)
+    meta = {"unit": config.model_dump(mode="json"), "config_hash": config.digest(), "task": spec.model_dump(mode="json"),
+            "encoder": encoder.info.model_dump(mode="json"),
+            "data_hash": sha256_texts(f"{e.id}\x1f{e.text}" for e in items.examples),
+            "n_examples": len(items.examples), "n_items": len(items.ids), "n_folds": len(folds),
+            "splits": overlap}
+    return results, predictions, meta
+
+
+def unit_paths(out_dir: Path, config: UnitConfig) -> dict[str, Path]:
+    stem = out_dir / "parts" / f"{_safe(config.task)}__{_safe(config.encoder)}__{config.settings.probe}"
+    return {"results": stem.with_suffix(".results.parquet"), "predictions": stem.with_suffix(".predictions.parquet"),
+            "meta": stem.with_suffix(".json")}
+
+
+def unit_done(out_dir: Path, config: UnitConfig) -> bool:
+    """Whether this unit's part exists with the same configuration hash (then it is skipped)."""
+    meta = unit_paths(out_dir, config)["meta"]
+    if not meta.is_file():
+        return False
+    try:
+        return json.loads(meta.read_text())["config_hash"] == config.digest()
+    except (ValueError, KeyError):
+        return False
+
+
+def write_unit(out_dir: Path, config: UnitConfig, results: pd.DataFrame, predictions: pd.DataFrame,
+               meta: dict[str, Any]) -> None:
+    """Write a unit's part files atomically; the metadata (with the hash) last, as the completion mark."""
+    paths = unit_paths(out_dir, config)
+    for key, df in (("results", results), ("predictions", predictions)):
+        with atomic_path(paths[key]) as tmp:
+            df.to_parquet(tmp, index=False)
+    atomic_write_json(paths["meta"], meta)
+
+
+def _sort(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    return df.sort_values(keys, kind="mergesort").reset_index(drop=True)
+
+
+def _best_layers(results: pd.DataFrame) -> dict[tuple, str]:
+    """Each (task, encoder, probe)'s layer with the best mean inner-CV accuracy (chosen on train only)."""
+    cv = results[(results.metric == "cv_accuracy") & results.value.notna()]
+    if cv.empty:
+        return {}
+    mean = cv.groupby(["task", "encoder", "probe", "layer"], sort=True).value.mean().reset_index()
+    idx = mean.groupby(["task", "encoder", "probe"], sort=True).value.idxmax()
+    return {(r.task, r.encoder, r.probe): r.layer for r in mean.loc[idx].itertuples()}
+
+
+def compare_encoders(predictions: pd.DataFrame, results: pd.DataFrame, *, n_permutations: int = 10000,
+                     seed: int = 0) -> pd.DataFrame:
+    """Paired comparisons of every two encoders of a task on the same test items.
+
+    Layers compared: ``final`` against ``final`` when both have it, and each encoder's best layer by
+    inner-CV accuracy (``best-cv``; no test data used to pick it). Per item, seeds are pooled: the
+    permutation test uses the fraction of seeds that got it right, McNemar the majority over seeds.
+    Holm corrects McNemar p-values within each family of subsets (e.g. across relation categories).
+    """
+    rows: list[dict[str, Any]] = []
+    if predictions.empty:
+        return pd.DataFrame(columns=COMPARISON_COLUMNS)
+    best = _best_layers(results)
+    for (dataset, task, probe), grp in predictions.groupby(["dataset", "task", "probe"], sort=True):
+        encoders = sorted(grp.encoder.unique())
+        per_item = grp.groupby(["encoder", "layer", "example_id"], sort=True).correct.mean()
+        meta = grp.drop_duplicates("example_id").set_index("example_id")
+        for i, a in enumerate(encoders):
+            for b in encoders[i + 1:]:
+                choices = []
+                layers_a, layers_b = set(grp[grp.encoder == a].layer), set(grp[grp.encoder == b].layer)
+                if "final" in layers_a and "final" in layers_b:
+                    choices.append(("final", "final", "final"))
+                if (task, a, probe) in best and (task, b, probe) in best:
+                    choices.append(("best-cv", best[(task, a, probe)], best[(task, b, probe)]))
+                for selection, la, lb in choices:
+                    sa, sb = per_item.loc[(a, la)], per_item.loc[(b, lb)]
+                    common = sa.index.intersection(sb.index)
+                    sa, sb = sa.loc[common], sb.loc[common]
+                    subsets = [("all", "all", np.ones(len(common), bool))]
+                    for kind in ("category", "relation", "k", "question_type"):
+                        if kind in meta.columns:
+                            vals = meta.loc[common, kind].to_numpy(dtype=object)
+                            subsets += [(kind, v, vals == v) for v in sorted({v for v in vals if v is not None})]
+                    fam: list[dict[str, Any]] = []
+                    for kind, value, mask in subsets:
+                        xa, xb = sa.to_numpy()[mask], sb.to_numpy()[mask]
+                        fam.append({"dataset": dataset, "task": task, "layer_a": la, "layer_b": lb, "probe": probe,
+                                    "encoder_a": a, "encoder_b": b, "selection": selection, "subset_kind": kind,
+                                    "subset": value, "acc_a": float(xa.mean()), "acc_b": float(xb.mean()),
+                                    "diff": float(xa.mean() - xb.mean()),
+                                    "mcnemar_p": mcnemar_exact(xa >= 0.5, xb >= 0.5),
+                                    "permutation_p": paired_permutation(xa, xb, n_permutations=n_permutations,
+                                                                        seed=seed), "n": int(mask.sum())})
+                    for kind in {r["subset_kind"] for r in fam}:
+                        members = [r for r in fam if r["subset_kind"] == kind]
+                        for r, p in zip(members, holm([r["mcnemar_p"] for r in members])):
+                            r["p_holm"] = float(p)
+                    rows += fam
+    df = pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+    return _sort(df, ["dataset", "task", "probe", "encoder_a", "encoder_b", "selection", "subset_kind", "subset"])
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for pkg in ("spatial-probing", "torch", "transformers", "sentence-transformers", "scikit-learn", "numpy",
+                "pandas", "scipy", "statsmodels"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def assemble(out_dir: str | Path, *, command: str = "", config: dict[str, Any] | None = None,
+             started: str | None = None) -> dict[str, Path]:
+    """Concatenate every part under ``out_dir/parts`` into the run's tables and manifest (atomically)."""
+    out_dir = Path(out_dir)
+    metas = sorted((out_dir / "parts").glob("*.json"))
+    if not metas:
+        raise ValueError(f"{out_dir}: no completed probe units under parts/ to assemble")
+    res, pred, units = [], [], []
+    for m in metas:
+        meta = json.loads(m.read_text())
+        stem = m.with_suffix("")
+        res.append(pd.read_parquet(stem.with_suffix(".results.parquet")))
+        pred.append(pd.read_parquet(stem.with_suffix(".predictions.parquet")))
+        units.append(meta)
+    results = _sort(pd.concat(res, ignore_index=True), KEY_COLUMNS + ["subset_kind", "subset", "metric"])
+    predictions = _sort(pd.concat(pred, ignore_index=True), KEY_COLUMNS + ["example_id"])
+    comparisons = compare_encoders(predictions, results)
+    paths = {"results": out_dir / "results.parquet", "results_csv": out_dir / "results.csv",
+             "predictions": out_dir / "predictions.parquet", "comparisons": out_dir / "comparisons.parquet",
+             "comparisons_csv": out_dir / "comparisons.csv", "manifest": out_dir / "manifest.json"}
+    for key, df in (("results", results), ("predictions", predictions), ("comparisons", comparisons)):
+        with atomic_path(paths[key]) as tmp:
+            df.to_parquet(tmp, index=False)
+        if f"{key}_csv" in paths:
+            with atomic_path(paths[f"{key}_csv"]) as tmp:
+                df.to_csv(tmp, index=False)
+    seeds = sorted({s for u in units for s in u["unit"]["settings"]["seeds"]})
+    atomic_write_json(paths["manifest"], {
+        "command": command, "config": config or {}, "started": started,
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), "versions": _versions(),
+        "seeds": seeds, "units": units,
+        "tables_sha256": {k: hashlib.sha256(p.read_bytes()).hexdigest() for k, p in paths.items() if k != "manifest"}})
+    return paths
+
+
+def run_units(configs: Sequence[UnitConfig], out_dir: str | Path, *, data_dir: str | Path | None = None,
+              model_paths: dict[str, str | Path] | None = None, cache_dir: str | Path | None = None,
+              image_dir: str | Path | None = None, command: str = "", run_config: dict[str, Any] | None = None,
+              show_progress: bool = True, log=print) -> dict[str, Path]:
+    """Compute every unit not already done (same hash), then assemble the run's tables."""
+    out_dir = Path(out_dir)
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    cache_dir = cache_dir if cache_dir is not None else out_dir / "cache"
+    for config in configs:
+        label = f"{config.task} × {config.encoder} ({config.settings.probe})"
+        if unit_done(out_dir, config):
+            log(f"skip {label}: done (config {config.digest()})")
+            continue
+        log(f"probe {label}")
+        results, predictions, meta = run_unit(config, data_dir=data_dir,
+                                              model_path=(model_paths or {}).get(config.encoder), cache_dir=cache_dir,
+                                              image_dir=image_dir, show_progress=show_progress)
+        write_unit(out_dir, config, results, predictions, meta)
+    return assemble(out_dir, command=command, config=run_config, started=started)
