@@ -11,6 +11,9 @@ import typer
 
 from spatial_probing.data.cli import app as data_app
 from spatial_probing.embed.cli import embed as embed_command
+from spatial_probing.probe.cli import probe as probe_command
+from spatial_probing.probe.cli import probe_tasks as probe_tasks_command
+from spatial_probing.probe.cli import run_config as run_command
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -19,6 +22,9 @@ app = typer.Typer(
 )
 app.add_typer(data_app, name="data")
 app.command("embed")(embed_command)
+app.command("probe")(probe_command)
+app.command("probe-tasks")(probe_tasks_command)
+app.command("run")(run_command)
 
 
 @app.command()
