@@ -39,6 +39,11 @@ def test_builtin_registry_and_controls():
         get_encoder_config("static:clip-image")
     with pytest.raises(KeyError, match="unknown encoder 'nope'.*sbert-mpnet"):
         get_encoder_config("nope")
+    with pytest.raises(ValueError, match="pooling 'eos' is not defined for a hf text encoder"):
+        EncoderConfig(name="x", kind="hf", model_id="m", pooling="eos")
+    with pytest.raises(ValueError, match="needs kind 'clip'"):
+        EncoderConfig(name="x", kind="sbert", model_id="m", modality="image", pooling="cls")
+    assert EncoderConfig(name="x", kind="sbert", model_id="m", pooling="sentence").pooling == "sentence"
 
 
 def test_local_folder_kind_is_inferred(tiny):

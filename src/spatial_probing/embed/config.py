@@ -24,6 +24,17 @@ Control = Literal["random-init", "static"]
 CONTROL_PREFIXES: tuple[Control, ...] = ("random-init", "static")
 
 
+#: Per-layer poolings each kind and modality supports (``sentence`` = SBERT: layers mean-pooled,
+#: ``final`` its own output; CLIP text pools at the end-of-text token as CLIP does).
+_POOLINGS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("sbert", "text"): ("mean", "cls", "sentence"),
+    ("hf", "text"): ("mean", "cls"),
+    ("clip", "text"): ("eos",),
+    ("clip", "image"): ("cls", "mean"),
+    ("clip", "text+image"): ("eos",),
+}
+
+
 class EncoderConfig(BaseModel):
     """What to load and how to read embeddings out of it.
 
@@ -35,7 +46,7 @@ class EncoderConfig(BaseModel):
         modality: ``text``, ``image`` (CLIP only) or ``text+image`` (CLIP only).
         pooling: how per-layer token states become one vector: ``mean`` (masked mean),
             ``cls`` (first token), ``eos`` (CLIP text: the end-of-text token, as CLIP pools),
-            ``static`` for the static control.
+            ``sentence`` (SBERT: same as ``mean`` for layers), ``static`` for the static control.
         revision: hub revision (branch, tag or commit) to pin, or None for the default branch.
         control: None, ``random-init`` or ``static``.
         seed: seed of the random re-initialisation (``random-init`` control only).
@@ -58,6 +69,10 @@ class EncoderConfig(BaseModel):
     description: str = ""
 
     def model_post_init(self, __context: object) -> None:
+        allowed = _POOLINGS[(self.kind, self.modality)] if (self.kind, self.modality) in _POOLINGS else None
+        if allowed is not None and self.pooling not in allowed + ("static",):
+            raise ValueError(f"encoder {self.name!r}: pooling {self.pooling!r} is not defined for a {self.kind} "
+                             f"{self.modality} encoder; expected one of {', '.join(allowed)}")
         if self.modality != "text" and self.kind != "clip":
             raise ValueError(f"encoder {self.name!r}: modality {self.modality!r} needs kind 'clip', got {self.kind!r}")
         if self.control == "static" and self.modality != "text":

@@ -396,7 +396,8 @@ def _sbert_transformer_dir(root: Path) -> Path:
 
 
 class SBERTEncoder(_TextEncoder):
-    """A sentence-transformers model: ``final`` is exactly its ``encode`` output; layers are masked means."""
+    """A sentence-transformers model: ``final`` is exactly its ``encode`` output; layers are masked means
+    (or first tokens with pooling ``cls``)."""
 
     def _read_architecture(self):
         cfg = _read_json(_sbert_transformer_dir(self.resolved.path) / "config.json")
@@ -442,7 +443,8 @@ class SBERTEncoder(_TextEncoder):
             cfg.output_hidden_states = False
         res = {}
         if hidden := out.get("all_layer_embeddings"):
-            res = self._pool_layers(hidden, feats["attention_mask"], layers, "mean")
+            pooling = "cls" if self.config.pooling == "cls" else "mean"
+            res = self._pool_layers(hidden, feats["attention_mask"], layers, pooling)
         if "final" in layers:
             res["final"] = out["sentence_embedding"]
         return res
