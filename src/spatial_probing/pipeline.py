@@ -35,6 +35,8 @@ class RunConfig(BaseModel):
 
     Relative paths are resolved against the YAML file's folder by :func:`load_run_config`.
     ``task_options`` maps a task name to ``load_dataset`` keywords (e.g. ``{stepgame-answer: {k: [1, 2]}}``).
+    ``task_encoders`` replaces ``encoders`` for the tasks it names (e.g. image-text encoders only for
+    ``vsr-truth``, whose images exist; StepGame has no images to give them).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -58,6 +60,7 @@ class RunConfig(BaseModel):
     device: str = "auto"
     model_paths: dict[str, Path] = Field(default_factory=dict)
     task_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    task_encoders: dict[str, list[str]] = Field(default_factory=dict)
 
     @field_validator("tasks")
     @classmethod
@@ -66,6 +69,14 @@ class RunConfig(BaseModel):
         if unknown:
             raise ValueError(f"unknown task(s) {unknown}; expected some of {sorted(TASKS)}")
         return tasks
+
+    @field_validator("task_encoders")
+    @classmethod
+    def _known_task_encoders(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        unknown = [t for t in value if t not in TASKS]
+        if unknown:
+            raise ValueError(f"task_encoders names unknown task(s) {unknown}; expected some of {sorted(TASKS)}")
+        return value
 
     @field_validator("probes")
     @classmethod
@@ -82,7 +93,7 @@ class RunConfig(BaseModel):
                            settings=ProbeSettings(probe=p, seeds=tuple(self.seeds), Cs=tuple(self.Cs),
                                                   inner_folds=self.inner_folds, mdl_seeds=self.mdl_seeds,
                                                   n_boot=self.n_boot, device=self.device))
-                for t in self.tasks for e in self.encoders for p in self.probes]
+                for t in self.tasks for e in self.task_encoders.get(t, self.encoders) for p in self.probes]
 
 
 def load_run_config(path: str | Path) -> RunConfig:

@@ -84,6 +84,15 @@ def test_unknown_task_is_a_clear_error_and_writes_nothing(tmp_path: Path, models
     assert not (tmp_path / "o").exists()
 
 
+def test_task_encoders_override_the_encoder_list_per_task(tmp_path: Path, models: dict[str, Path]) -> None:
+    config = load_run_config(write_config(tmp_path, models, task_encoders={"synthetic-relation": ["static:bert"]}))
+    assert [(u.task, u.encoder) for u in config.units()] == [
+        ("synthetic-argument-order", "sbert-minilm"), ("synthetic-argument-order", "static:bert"),
+        ("synthetic-relation", "static:bert")]
+    with pytest.raises(ValueError, match="task_encoders names unknown task"):
+        load_run_config(write_config(tmp_path, models, task_encoders={"vsr-colour": ["bert"]}))
+
+
 def test_probe_cli_on_one_task(tmp_path: Path, models: dict[str, Path]) -> None:
     result = CliRunner().invoke(app, ["probe", "--task", "synthetic-argument-order", "--encoder", "static:bert",
                                       "--model-path", str(models["bert"]), "--seeds", "2", "--out", str(tmp_path / "o"),
