@@ -1,0 +1,54 @@
+"""Grounding lab: matched small text encoders that differ only in their training objective.
+
+Comparing CLIP with Sentence-BERT confounds the training signal with data, size, tokenizer and
+architecture. The lab removes the confound: one small BERT and one word-level tokenizer,
+trained from scratch on the same synthetic scene captions, in the same batch order, from the
+same initial weights for a seed, with three objectives:
+
+* ``mlm`` — distributional: masked language modelling;
+* ``textcl`` — text-only contrastive: InfoNCE between a scene's ``original`` and ``converse``
+  captions (two true paraphrases), in-batch negatives (Sentence-BERT / SimCSE spirit);
+* ``vision`` — visual contrastive: CLIP-style symmetric InfoNCE between each caption and a
+  small CNN over the rendered scene image.
+
+``spatial-probing lab train configs/lab.yaml --out runs/lab`` writes ``OUT/<objective>-seed<k>/``
+(plain ``transformers`` BERT + tokenizer), ``OUT/logs/*.json`` (loss per step, wall time,
+config hash, seed), ``OUT/encoders.yaml`` and ``OUT/lab_manifest.json``. After
+``spatial_probing.embed.load_registry_file("runs/lab/encoders.yaml")`` (or ``--registry`` on
+the embed CLI) the encoders load by name: ``lab-mlm-s0`` … ``lab-vision-s2``.
+
+Which probe split to use
+------------------------
+The lab trains on scenes generated with ``data.seed`` (default 1), never on the probing scenes
+(``data.probe_seed``, default 0, the synthetic dataset's default seed; exact duplicates are
+dropped too), and only on true captions. Probe with the synthetic tasks at ``seed:
+probe_seed``:
+
+* in-distribution: the default ``random`` split (``synthetic-relation``,
+  ``synthetic-argument-order``);
+* held-out generalisation ("encodes the relation" vs "memorised the words"): train the lab with
+  ``data.heldout: compositional`` — every scene with one of the probe's held-out colour–shape
+  combinations (``heldout_combinations(probe_seed)``) is removed from lab training — and probe
+  with ``task_options: {synthetic-relation: {split_scheme: compositional}}``. The probe's test
+  set is then exactly the scenes with those combinations: objects that neither the encoder nor
+  the probe ever saw, built from known words;
+* held-out relations: ``data.heldout_relations: [upper-left, lower-right]`` removes scenes of
+  those relations (and their converses) from lab training; read the probe's per-relation rows
+  for them. The words still occur elsewhere (e.g. "left" in "left of"), so this tests whether
+  a relation's composition is encoded without training on it.
+
+:func:`objective_summary` and :func:`objective_comparisons` turn a probe run's
+``results.parquet`` (and ``predictions.parquet``) into a per-objective table with intervals
+across seeds and paired tests between objectives, per relation category.
+"""
+
+from __future__ import annotations
+
+from spatial_probing.lab.compare import objective_comparisons, objective_summary, parse_lab_encoder
+from spatial_probing.lab.config import OBJECTIVES, LabConfig, load_lab_config
+from spatial_probing.lab.data import build_corpus, build_tokenizer, build_vocab
+from spatial_probing.lab.train import TrainedEncoder, train_encoder, train_lab
+
+__all__ = ["OBJECTIVES", "LabConfig", "TrainedEncoder", "build_corpus", "build_tokenizer", "build_vocab",
+           "load_lab_config", "objective_comparisons", "objective_summary", "parse_lab_encoder", "train_encoder",
+           "train_lab"]

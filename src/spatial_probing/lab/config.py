@@ -1,0 +1,162 @@
+"""The grounding lab's configuration: one pydantic model, read from YAML with errors that name the field."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from spatial_probing.data.synthetic import RELATIONS
+
+Objective = Literal["mlm", "textcl", "vision"]
+OBJECTIVES: tuple[Objective, ...] = ("mlm", "textcl", "vision")
+#: What each objective is, in words (registry descriptions and reports).
+OBJECTIVE_DESCRIPTIONS: dict[str, str] = {
+    "mlm": "distributional: masked language modelling",
+    "textcl": "text-only contrastive: InfoNCE between two true captions of one scene",
+    "vision": "visual contrastive: CLIP-style InfoNCE between caption and rendered scene image",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSpec(_Strict):
+    """The one text architecture every objective trains (a small BERT), plus the heads' sizes.
+
+    ``image_size`` is the side the 224-px scene renders are resized to for the CNN image encoder.
+    """
+
+    hidden_size: int = Field(64, ge=8)
+    num_layers: int = Field(2, ge=1, le=12)
+    num_heads: int = Field(4, ge=1)
+    intermediate_size: int = Field(128, ge=8)
+    max_position_embeddings: int = Field(48, ge=16)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    proj_dim: int = Field(64, ge=8)
+    image_size: int = Field(32, ge=16, le=224)
+    image_channels: tuple[int, int, int] = (16, 32, 64)
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> "ModelSpec":
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden_size ({self.hidden_size}) must be divisible by num_heads ({self.num_heads})")
+        if self.image_size % 8:
+            raise ValueError(f"image_size ({self.image_size}) must be a multiple of 8 (three stride-2 convolutions)")
+        return self
+
+
+class DataSpec(_Strict):
+    """Training scenes: synthetic scenes from ``seed``, disjoint from the probing scenes (``probe_seed``).
+
+    ``heldout="compositional"`` drops every training scene that contains a colour–shape
+    combination the probe's compositional split holds out for test (for ``probe_seed``), so a
+    probe run with ``task_options: {synthetic-relation: {split_scheme: compositional}}`` tests on
+    objects that neither the encoder nor the probe saw. ``heldout_relations`` drops every scene
+    whose relation or its converse is listed: the encoder never trains on those relations.
+    """
+
+    n_scenes: int = Field(2400, ge=8)
+    seed: int = 1
+    probe_seed: int = 0
+    probe_n_scenes: int = Field(480, ge=1)
+    heldout: Literal["none", "compositional"] = "none"
+    heldout_relations: tuple[str, ...] = ()
+
+    @field_validator("heldout_relations")
+    @classmethod
+    def _known_relations(cls, rels: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [r for r in rels if r not in RELATIONS]
+        if unknown:
+            raise ValueError(f"unknown relation(s) {unknown}; expected some of {list(RELATIONS)}")
+        return tuple(sorted(set(rels)))
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> "DataSpec":
+        if self.seed == self.probe_seed:
+            raise ValueError(f"seed ({self.seed}) must differ from probe_seed ({self.probe_seed}): the lab trains on "
+                             f"scenes disjoint from the ones it is probed on")
+        return self
+
+
+class TrainSpec(_Strict):
+    """Optimisation, identical for every objective: steps, batch of scenes, AdamW with warmup + linear decay.
+
+    A batch holds ``batch_size`` scenes, each with its two true captions (original and converse);
+    ``num_threads`` is fixed so CPU results are bit-identical for a seed.
+    """
+
+    steps: int = Field(150, ge=1)
+    batch_size: int = Field(64, ge=2)
+    lr: float = Field(3e-3, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_frac: float = Field(0.1, ge=0, lt=1)
+    grad_clip: float = Field(1.0, gt=0)
+    mask_prob: float = Field(0.15, gt=0, lt=1)
+    temperature: float = Field(0.07, gt=0, description="initial temperature of the learnable contrastive logit scale")
+    num_threads: int = Field(2, ge=1)
+    device: str = "auto"
+
+
+class LabConfig(_Strict):
+    """A lab run: every objective × seed trains the same architecture on the same data in the same order."""
+
+    out: Path = Path("runs/lab")
+    name_prefix: str = Field("lab", pattern=r"^[A-Za-z0-9_.]+$")
+    objectives: tuple[Objective, ...] = Field(OBJECTIVES, min_length=1)
+    seeds: tuple[int, ...] = Field((0, 1, 2), min_length=1)
+    model: ModelSpec = ModelSpec()
+    data: DataSpec = DataSpec()
+    train: TrainSpec = TrainSpec()
+
+    @field_validator("objectives", "seeds")
+    @classmethod
+    def _unique(cls, values: tuple) -> tuple:
+        if len(set(values)) != len(values):
+            raise ValueError(f"duplicates in {list(values)}")
+        return values
+
+    def hash(self) -> str:
+        """SHA-256 of everything that changes what is trained (not ``out`` or the device)."""
+        payload = self.model_dump(mode="json", exclude={"out"})
+        payload["train"].pop("device")
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+    def run_hash(self, objective: str, seed: int) -> str:
+        """Hash of one encoder's training: the shared settings plus its objective and seed."""
+        payload = self.model_dump(mode="json", include={"model", "data", "train"})
+        payload["train"].pop("device")
+        payload.update(objective=objective, seed=seed)
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def encoder_name(prefix: str, objective: str, seed: int) -> str:
+    """Registry name of one lab encoder, e.g. ``lab-vision-s0``."""
+    return f"{prefix}-{objective}-s{seed}"
+
+
+def load_lab_config(path: str | Path) -> LabConfig:
+    """Read and validate a lab YAML; a relative ``out`` is resolved against the YAML's folder."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as err:
+        raise ValueError(f"{path}: cannot read the lab config: {err}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a YAML mapping (out, objectives, seeds, model, data, train), "
+                         f"got {type(raw).__name__}")
+    try:
+        config = LabConfig.model_validate(raw)
+    except ValidationError as err:
+        issues = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}" for e in err.errors())
+        raise ValueError(f"{path}: invalid lab config: {issues}") from None
+    if not config.out.is_absolute():
+        config = config.model_copy(update={"out": path.resolve().parent / config.out})
+    return config
