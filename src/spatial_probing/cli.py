@@ -11,6 +11,7 @@ import typer
 
 from spatial_probing.data.cli import app as data_app
 from spatial_probing.embed.cli import embed as embed_command
+from spatial_probing.lab.cli import app as lab_app
 from spatial_probing.probe.cli import probe as probe_command
 from spatial_probing.probe.cli import probe_tasks as probe_tasks_command
 from spatial_probing.probe.cli import run_config as run_command
@@ -21,6 +22,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(data_app, name="data")
+app.add_typer(lab_app, name="lab")
 app.command("embed")(embed_command)
 app.command("probe")(probe_command)
 app.command("probe-tasks")(probe_tasks_command)

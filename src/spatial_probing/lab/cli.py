@@ -1,0 +1,72 @@
+"""``spatial-probing lab ...``: train the grounding lab's matched encoders and compare their objectives."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(no_args_is_help=True, help="Grounding lab: matched small encoders trained with MLM, text-only "
+                                             "contrastive and visual contrastive objectives.")
+console = Console(stderr=True)
+
+
+def _fail(err: Exception) -> None:
+    console.print(f"[bold red]error:[/] {err}", highlight=False)
+    raise typer.Exit(2)
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Argument(help="Lab config YAML (objectives, seeds, model, data, train).")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="Output folder (default: the config's out).")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda | mps (default: the config's).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Retrain even encoders already trained with the same "
+                                                        "settings.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+) -> None:
+    """Train every objective × seed of CONFIG (reusing encoders already trained with the same settings)."""
+    from spatial_probing.lab.config import load_lab_config
+    from spatial_probing.lab.train import REGISTRY_FILE, train_lab
+
+    try:
+        lab = load_lab_config(config)
+        trained = train_lab(lab, out=out, device=device, force=force, show_progress=not quiet,
+                            command=shlex.join(sys.argv), log=typer.echo)
+    except (ValueError, OSError) as err:
+        _fail(err)
+    folder = out if out is not None else lab.out
+    reused = sum(t.reused for t in trained)
+    typer.echo(f"{len(trained)} encoder(s) ({reused} reused) in {folder}; registry: {folder / REGISTRY_FILE} "
+               f"(run configs: encoder_registries: [{folder / REGISTRY_FILE}])")
+
+
+@app.command()
+def compare(
+    run_dir: Annotated[Path, typer.Argument(help="A probe run folder holding results.parquet (and predictions).")],
+    metric: Annotated[str, typer.Option(help="Metric compared between objectives.")] = "accuracy",
+    n_permutations: Annotated[int, typer.Option("--n-permutations", min=100, help="Sign-flip resamples.")] = 10000,
+) -> None:
+    """Per-objective means with intervals across lab seeds, and paired tests between objectives."""
+    import pandas as pd
+
+    from spatial_probing.io import atomic_path
+    from spatial_probing.lab.compare import objective_comparisons, objective_summary
+
+    try:
+        results = pd.read_parquet(run_dir / "results.parquet")
+        preds_path = run_dir / "predictions.parquet"
+        predictions = pd.read_parquet(preds_path) if preds_path.is_file() else None
+        summary = objective_summary(results)
+        comparisons = objective_comparisons(results, predictions, metric=metric, n_permutations=n_permutations)
+    except (ValueError, OSError) as err:
+        _fail(err)
+    for name, table in (("lab_objectives.csv", summary), ("lab_comparisons.csv", comparisons)):
+        with atomic_path(run_dir / name) as tmp:
+            table.to_csv(tmp, index=False)
+    typer.echo(f"{len(summary)} objective rows, {len(comparisons)} paired comparisons → "
+               f"{run_dir / 'lab_objectives.csv'}, {run_dir / 'lab_comparisons.csv'}")
