@@ -28,6 +28,7 @@ from spatial_probing.probe.engine import ProbeSettings
 from spatial_probing.probe.estimators import DEFAULT_CS
 from spatial_probing.probe.runner import UnitConfig, run_units
 from spatial_probing.probe.tasks import TASKS
+from spatial_probing.rsa.runner import RSASettings, RSAUnit, run_rsa
 
 
 class RunConfig(BaseModel):
@@ -37,6 +38,8 @@ class RunConfig(BaseModel):
     ``task_options`` maps a task name to ``load_dataset`` keywords (e.g. ``{stepgame-answer: {k: [1, 2]}}``).
     ``task_encoders`` replaces ``encoders`` for the tasks it names (e.g. image-text encoders only for
     ``vsr-truth``, whose images exist; StepGame has no images to give them).
+    ``rsa`` configures the RSA step run after the probes (:class:`~spatial_probing.rsa.runner.RSASettings`;
+    on by default, ``rsa: null`` turns it off).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -61,6 +64,7 @@ class RunConfig(BaseModel):
     model_paths: dict[str, Path] = Field(default_factory=dict)
     task_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     task_encoders: dict[str, list[str]] = Field(default_factory=dict)
+    rsa: RSASettings | None = Field(default_factory=RSASettings)
 
     @field_validator("tasks")
     @classmethod
@@ -95,6 +99,15 @@ class RunConfig(BaseModel):
                                                   n_boot=self.n_boot, device=self.device))
                 for t in self.tasks for e in self.task_encoders.get(t, self.encoders) for p in self.probes]
 
+    def rsa_units(self) -> list[RSAUnit]:
+        """Every (task, encoder) RSA unit (none when ``rsa`` is null), on the probe units' examples."""
+        if self.rsa is None:
+            return []
+        return [RSAUnit(task=t, encoder=e, settings=self.rsa, layers=self.layers, split=self.split,
+                        load_kwargs=self.task_options.get(t, {}), max_train=self.max_train, max_test=self.max_test,
+                        probe_seed=self.seeds[0], device=self.device)
+                for t in self.rsa.pick_tasks(self.tasks) for e in self.task_encoders.get(t, self.encoders)]
+
 
 def load_run_config(path: str | Path) -> RunConfig:
     """Read and validate a run YAML; errors name the file and the offending field."""
@@ -119,7 +132,19 @@ def load_run_config(path: str | Path) -> RunConfig:
 
 
 def run(config: RunConfig, *, command: str = "", log=print) -> dict[str, Path]:
-    """Run (or resume) every unit of ``config`` and assemble the run directory's tables."""
-    return run_units(config.units(), config.out, data_dir=config.data_dir, model_paths=dict(config.model_paths),
-                     cache_dir=config.cache_dir, image_dir=config.image_dir, command=command,
-                     run_config=config.model_dump(mode="json"), log=log)
+    """Run (or resume) every unit of ``config`` and assemble the run directory's tables (then the RSA step)."""
+    paths = run_units(config.units(), config.out, data_dir=config.data_dir, model_paths=dict(config.model_paths),
+                      cache_dir=config.cache_dir, image_dir=config.image_dir, command=command,
+                      run_config=config.model_dump(mode="json"), log=log)
+    if config.rsa is not None:
+        paths.update(run_rsa_step(config, command=command, log=log))
+    return paths
+
+
+def run_rsa_step(config: RunConfig, *, command: str = "", log=print) -> dict[str, Path]:
+    """Only the RSA step of ``config`` (``rsa.parquet``/``.csv``, ``rdms/``), sharing the run's embedding cache."""
+    if config.rsa is None:
+        raise ValueError("the run config has `rsa: null`: the RSA step is turned off")
+    return run_rsa(config.rsa_units(), config.out, data_dir=config.data_dir, model_paths=dict(config.model_paths),
+                   cache_dir=config.cache_dir, image_dir=config.image_dir, command=command,
+                   run_config=config.model_dump(mode="json"), log=log)

@@ -1,0 +1,24 @@
+"""``spatial-probing rsa CONFIG.yaml``: only the RSA step of a run config."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import typer
+
+from spatial_probing.data.errors import DataError
+
+
+def rsa(config: Path = typer.Argument(..., help="Run config YAML (its `rsa:` section; tasks, encoders, paths).")
+        ) -> None:
+    """RDMs of every layer vs ground-truth references (permutation p, bootstrap CI); resumes finished units."""
+    from spatial_probing.pipeline import load_run_config, run_rsa_step
+
+    try:
+        paths = run_rsa_step(load_run_config(config), command=shlex.join(sys.argv), log=typer.echo)
+    except (ValueError, DataError, FileNotFoundError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"wrote {paths['rsa']}, {paths['rsa_csv']}, {paths['rsa_manifest']} and rdms/")

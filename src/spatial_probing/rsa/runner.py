@@ -1,0 +1,300 @@
+"""The RSA step of a run: item-level RDMs of every layer against every applicable reference.
+
+One *unit* is a (task, encoder) pair. Its examples are exactly those the probe step embedded for
+the same task (same loading, split policy and caps), so the embeddings come from the shared
+cache. Then, for the RSA only: repeated texts are dropped (identical captions would give trivial
+zero distances), at most ``max_items`` items are kept (whole groups, seeded), and for each layer
+× RDM method × reference × comparison the observed similarity, its permutation p-value and a
+bootstrap interval become one row of ``rsa.parquet``. Condition-level RDMs (relation centroids
+per layer, and each reference's condition RDM) go to ``rdms/*.npz`` for heatmaps and 2-D maps.
+
+Each unit's part is written atomically to ``rsa_parts/`` with the hash of its configuration (the
+metadata last); a unit whose part exists with the same hash is skipped, so a run resumes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from spatial_probing.data.schema import Example
+from spatial_probing.io import atomic_path, atomic_write_json, sha256_bytes, sha256_texts
+from spatial_probing.probe.runner import _cap, _safe, _versions
+from spatial_probing.probe.tasks import TASKS, get_task
+from spatial_probing.rsa.compare import COMPARISON_METHODS
+from spatial_probing.rsa.inference import bootstrap_ci, permutation_test
+from spatial_probing.rsa.rdm import RDM_METHODS, calc_rdm, condition_centroids, to_square
+from spatial_probing.rsa.references import REFERENCES, Reference, applicable_references
+
+RSA_COLUMNS = ["dataset", "encoder", "layer", "reference", "rdm_method", "comparison", "value", "p_value", "ci_low",
+               "ci_high", "n_items", "n_permutations"]
+
+
+def _known(values: list[str] | None, allowed: Sequence[str], what: str) -> list[str] | None:
+    bad = [v for v in values or [] if v not in allowed]
+    if bad:
+        raise ValueError(f"unknown {what} {bad}; expected some of {list(allowed)}")
+    return values
+
+
+class RSASettings(BaseModel):
+    """How RSA is computed (the ``rsa:`` section of a run config; ``rsa: null`` turns the step off).
+
+    ``tasks`` picks whose examples are analysed (default: the run's tasks, the first per dataset
+    that embeds single captions); ``layers`` defaults to the run's; ``references`` to every one that
+    applies to a dataset. ``n_permutations``/``n_boot`` of 0 skip the test/interval.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tasks: list[str] | None = None
+    layers: str | None = None
+    rdm_methods: list[str] = Field(default=["cosine"], min_length=1)
+    comparisons: list[str] = Field(default=["rho_a"], min_length=1)
+    references: list[str] | None = None
+    n_permutations: int = Field(default=1000, ge=0)
+    n_boot: int = Field(default=1000, ge=0)
+    max_items: int | None = Field(default=1000, ge=3)
+    seed: int = 0
+
+    @field_validator("tasks")
+    @classmethod
+    def _tasks(cls, v: list[str] | None) -> list[str] | None:
+        _known(v, sorted(TASKS), "task(s)")
+        datasets = [TASKS[t].spec.dataset for t in v or []]
+        if len(set(datasets)) != len(datasets):
+            raise ValueError(f"at most one task per dataset (rsa.parquet is keyed by dataset), got {v}")
+        return v
+
+    @field_validator("rdm_methods")
+    @classmethod
+    def _rdm(cls, v: list[str]) -> list[str]:
+        return _known(v, RDM_METHODS, "RDM method(s)")  # type: ignore[return-value]
+
+    @field_validator("comparisons")
+    @classmethod
+    def _cmp(cls, v: list[str]) -> list[str]:
+        return _known(v, COMPARISON_METHODS, "comparison(s)")  # type: ignore[return-value]
+
+    @field_validator("references")
+    @classmethod
+    def _refs(cls, v: list[str] | None) -> list[str] | None:
+        return _known(v, REFERENCES, "reference(s)")
+
+    def pick_tasks(self, run_tasks: Sequence[str]) -> list[str]:
+        """The configured tasks, or per dataset the first run task with single-caption input."""
+        if self.tasks is not None:
+            return list(self.tasks)
+        chosen: dict[str, str] = {}
+        for t in sorted(run_tasks, key=lambda t: TASKS[t].spec.input == "pair-difference"):
+            chosen.setdefault(TASKS[t].spec.dataset, t)
+        return [t for t in run_tasks if t in chosen.values()]
+
+
+class RSAUnit(BaseModel):
+    """Everything that determines one (task, encoder) RSA unit; its hash names the part files.
+
+    ``split``, ``load_kwargs``, ``max_train``, ``max_test`` and ``probe_seed`` mirror the probe
+    unit, so that the same examples (and cached embeddings) are used.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    task: str
+    encoder: str
+    settings: RSASettings = RSASettings()
+    layers: str = "all"
+    split: str | None = None
+    load_kwargs: dict[str, Any] = Field(default_factory=dict)
+    max_train: int | None = None
+    max_test: int | None = None
+    probe_seed: int = 0
+    device: str = "auto"
+
+    def digest(self) -> str:
+        return sha256_bytes(self.model_dump_json().encode())[:16]
+
+
+def probe_examples(unit: RSAUnit, data_dir: str | Path | None = None) -> list[Example]:
+    """The examples the probe step embeds for ``unit.task`` (same loading, split policy and caps)."""
+    task = get_task(unit.task)
+    spec = task.spec
+    examples = task.load(data_dir, split=unit.split or spec.split, **unit.load_kwargs)
+    examples = _cap([e for e in examples if e.split in spec.train_splits], unit.max_train, unit.probe_seed) + \
+        _cap([e for e in examples if e.split not in spec.train_splits], unit.max_test, unit.probe_seed)
+    return task.items(examples).examples
+
+
+def select_items(examples: Sequence[Example], *, max_items: int | None, seed: int) -> tuple[np.ndarray, dict[str, int]]:
+    """Rows to analyse: first occurrence of each text, then at most ``max_items`` in whole groups (seeded)."""
+    seen: set[str] = set()
+    rows = [i for i, e in enumerate(examples) if not (e.text in seen or seen.add(e.text))]  # type: ignore[func-returns-value]
+    counts = {"examples": len(examples), "repeated_texts_dropped": len(examples) - len(rows)}
+    if max_items is not None and len(rows) > max_items:
+        by_group: dict[str, list[int]] = {}
+        for i in rows:
+            by_group.setdefault(str(examples[i].group or examples[i].id), []).append(i)
+        keys = sorted(by_group)
+        taken: list[int] = []
+        for g in np.random.default_rng(seed).permutation(len(keys)):
+            if len(taken) + len(by_group[keys[g]]) <= max_items:
+                taken.extend(by_group[keys[g]])
+        counts["capped_dropped"] = len(rows) - len(taken)
+        rows = sorted(taken)
+    counts["items"] = len(rows)
+    return np.asarray(rows, dtype=np.int64), counts
+
+
+def _subset(square: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    sub = square[np.ix_(keep, keep)]
+    return sub[np.triu_indices(sub.shape[0], k=1)]
+
+
+def rsa_rows(embeddings: dict[str, np.ndarray], references: dict[str, Reference], settings: RSASettings, *,
+             dataset: str, encoder: str) -> pd.DataFrame:
+    """One row per layer × RDM method × reference × comparison (value, permutation p, bootstrap CI)."""
+    rows = []
+    for layer, x in embeddings.items():
+        for rdm_method in settings.rdm_methods:
+            square = to_square(calc_rdm(x, method=rdm_method))
+            for ref_name, ref in references.items():
+                a = _subset(square, ref.keep)
+                for method in settings.comparisons:
+                    test = permutation_test(a, ref.rdm, method=method, n_permutations=settings.n_permutations,
+                                            seed=settings.seed, groups=ref.groups)
+                    lo, hi = bootstrap_ci(a, ref.rdm, method=method, n_boot=settings.n_boot, seed=settings.seed,
+                                          groups=ref.groups)
+                    rows.append({"dataset": dataset, "encoder": encoder, "layer": layer, "reference": ref_name,
+                                 "rdm_method": rdm_method, "comparison": method, "value": test.value,
+                                 "p_value": test.p_value, "ci_low": lo, "ci_high": hi,
+                                 "n_items": int(ref.keep.sum()), "n_permutations": int(len(test.null))})
+    return pd.DataFrame(rows, columns=RSA_COLUMNS)
+
+
+def _write_npz(path: Path, **arrays: Any) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+
+
+def write_condition_rdms(out_dir: Path, embeddings: dict[str, np.ndarray], examples: Sequence[Example],
+                         references: dict[str, Reference], *, dataset: str, encoder: str,
+                         rdm_method: str) -> list[str]:
+    """``rdms/<dataset>__<encoder>__<layer>.npz`` (relation centroids and their RDM) and the references' files."""
+    written = []
+    for name, ref in references.items():
+        path = out_dir / "rdms" / f"{_safe(dataset)}__reference__{_safe(name)}.npz"
+        _write_npz(path, labels=ref.labels.astype(str), rdm=ref.condition_rdm.astype(np.float64))
+        written.append(path.name)
+    has = np.array([e.relation is not None for e in examples])
+    if len({e.relation for e in examples if e.relation is not None}) < 3:
+        return written
+    labels = [str(e.relation) for e, h in zip(examples, has) if h]
+    for layer, x in embeddings.items():
+        names, centroids = condition_centroids(np.asarray(x)[has], labels)
+        path = out_dir / "rdms" / f"{_safe(dataset)}__{_safe(encoder)}__{_safe(layer)}.npz"
+        _write_npz(path, labels=names.astype(str), rdm=to_square(calc_rdm(centroids, method=rdm_method)),
+                   centroids=centroids, method=np.array(rdm_method))
+        written.append(path.name)
+    return written
+
+
+def run_rsa_unit(unit: RSAUnit, out_dir: str | Path, *, data_dir: str | Path | None = None,
+                 model_path: str | Path | None = None, cache_dir: str | Path | None = None,
+                 image_dir: str | Path | None = None, show_progress: bool = False,
+                 log=print) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Embed (from the cache) and analyse one unit; writes its ``rdms/*.npz``; returns (rows, metadata)."""
+    from spatial_probing.embed import embed_examples, load_encoder
+
+    out_dir = Path(out_dir)
+    dataset = get_task(unit.task).spec.dataset
+    examples = probe_examples(unit, data_dir)
+    encoder = load_encoder(unit.encoder, model_path=model_path, device=unit.device)
+    emb = embed_examples(examples, encoder, layers=unit.settings.layers or unit.layers, cache_dir=cache_dir,
+                         image_dir=image_dir, show_progress=show_progress)
+    rows, counts = select_items(examples, max_items=unit.settings.max_items, seed=unit.settings.seed)
+    chosen = [examples[i] for i in rows]
+    refs, skipped = applicable_references(chosen, unit.settings.references)
+    for name, why in skipped.items():
+        log(f"  rsa {dataset}: reference {name!r} skipped: {why}")
+    for name, ref in refs.items():
+        if ref.note:
+            log(f"  rsa {dataset}: reference {name!r}: {ref.note}")
+    x = {layer: np.asarray(v, dtype=np.float64)[rows] for layer, v in emb.items()}
+    table = rsa_rows(x, refs, unit.settings, dataset=dataset, encoder=unit.encoder) if refs else \
+        pd.DataFrame(columns=RSA_COLUMNS)
+    files = write_condition_rdms(out_dir, x, chosen, refs, dataset=dataset, encoder=unit.encoder,
+                                 rdm_method=unit.settings.rdm_methods[0])
+    meta = {"unit": unit.model_dump(mode="json"), "config_hash": unit.digest(), "dataset": dataset,
+            "encoder": encoder.info.model_dump(mode="json"), "items": counts,
+            "data_hash": sha256_texts(f"{e.id}\x1f{e.text}" for e in chosen),
+            "references": {n: {"n_items": int(r.keep.sum()), "note": r.note} for n, r in refs.items()},
+            "skipped_references": skipped, "rdm_files": files}
+    return table, meta
+
+
+def _part_paths(out_dir: Path, unit: RSAUnit) -> tuple[Path, Path]:
+    stem = out_dir / "rsa_parts" / f"{_safe(unit.task)}__{_safe(unit.encoder)}"
+    return stem.with_suffix(".parquet"), stem.with_suffix(".json")
+
+
+def _done(out_dir: Path, unit: RSAUnit) -> bool:
+    table, meta = _part_paths(out_dir, unit)
+    try:
+        return table.is_file() and json.loads(meta.read_text())["config_hash"] == unit.digest()
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def assemble_rsa(out_dir: str | Path, *, command: str = "", config: dict[str, Any] | None = None,
+                 started: str | None = None) -> dict[str, Path]:
+    """Concatenate ``rsa_parts/`` into ``rsa.parquet``/``rsa.csv`` and ``rsa_manifest.json`` (atomically)."""
+    out_dir = Path(out_dir)
+    metas = sorted((out_dir / "rsa_parts").glob("*.json"))
+    if not metas:
+        raise ValueError(f"{out_dir}: no completed RSA units under rsa_parts/ to assemble")
+    tables = [pd.read_parquet(m.with_suffix(".parquet")) for m in metas]
+    table = pd.concat([t for t in tables if not t.empty] or [pd.DataFrame(columns=RSA_COLUMNS)], ignore_index=True)
+    table = table.sort_values(RSA_COLUMNS[:6], kind="mergesort").reset_index(drop=True)
+    paths = {"rsa": out_dir / "rsa.parquet", "rsa_csv": out_dir / "rsa.csv", "rsa_manifest": out_dir / "rsa_manifest.json"}
+    with atomic_path(paths["rsa"]) as tmp:
+        table.to_parquet(tmp, index=False)
+    with atomic_path(paths["rsa_csv"]) as tmp:
+        table.to_csv(tmp, index=False)
+    atomic_write_json(paths["rsa_manifest"], {
+        "command": command, "config": config or {}, "started": started,
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), "versions": _versions(),
+        "units": [json.loads(m.read_text()) for m in metas],
+        "tables_sha256": {k: hashlib.sha256(paths[k].read_bytes()).hexdigest() for k in ("rsa", "rsa_csv")}})
+    return paths
+
+
+def run_rsa(units: Sequence[RSAUnit], out_dir: str | Path, *, data_dir: str | Path | None = None,
+            model_paths: dict[str, str | Path] | None = None, cache_dir: str | Path | None = None,
+            image_dir: str | Path | None = None, command: str = "", run_config: dict[str, Any] | None = None,
+            show_progress: bool = False, log=print) -> dict[str, Path]:
+    """Compute every RSA unit not already done (same hash), then assemble ``rsa.parquet``/``.csv``."""
+    out_dir = Path(out_dir)
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    cache_dir = cache_dir if cache_dir is not None else out_dir / "cache"
+    for unit in units:
+        label = f"{unit.task} × {unit.encoder}"
+        if _done(out_dir, unit):
+            log(f"skip rsa {label}: done (config {unit.digest()})")
+            continue
+        log(f"rsa {label}")
+        table, meta = run_rsa_unit(unit, out_dir, data_dir=data_dir, model_path=(model_paths or {}).get(unit.encoder),
+                                   cache_dir=cache_dir, image_dir=image_dir, show_progress=show_progress, log=log)
+        table_path, meta_path = _part_paths(out_dir, unit)
+        with atomic_path(table_path) as tmp:
+            table.to_parquet(tmp, index=False)
+        atomic_write_json(meta_path, meta)
+    return assemble_rsa(out_dir, command=command, config=run_config, started=started)
