@@ -15,6 +15,7 @@ from spatial_probing.lab.cli import app as lab_app
 from spatial_probing.probe.cli import probe as probe_command
 from spatial_probing.probe.cli import probe_tasks as probe_tasks_command
 from spatial_probing.probe.cli import run_config as run_command
+from spatial_probing.report.cli import report as report_command
 from spatial_probing.rsa.cli import rsa as rsa_command
 
 app = typer.Typer(
@@ -28,6 +29,7 @@ app.command("embed")(embed_command)
 app.command("probe")(probe_command)
 app.command("probe-tasks")(probe_tasks_command)
 app.command("run")(run_command)
+app.command("report")(report_command)
 app.command("rsa")(rsa_command)
 
 

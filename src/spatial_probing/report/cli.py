@@ -1,0 +1,22 @@
+"""``spatial-probing report RUN_DIR``: the HTML report (and figures) of a run directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def report(run_dir: Path = typer.Argument(..., help="A run directory written by `spatial-probing run`."),
+           out: Path | None = typer.Option(None, "--out", help="Where to write the HTML (default RUN_DIR/report.html)."),
+           ) -> None:
+    """Write one self-contained HTML report of RUN_DIR (figures also as PNG/SVG under RUN_DIR/figures)."""
+    from spatial_probing.report import build_report
+    from spatial_probing.report.tables import NotARunDirectory
+
+    try:
+        path = build_report(run_dir, out=out)
+    except NotARunDirectory as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(str(path))

@@ -1,0 +1,257 @@
+"""``build_report``: one self-contained HTML file (figures embedded as base64 PNG) from a run directory."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+import pandas as pd
+
+from spatial_probing.io import atomic_write_text
+from spatial_probing.lab.compare import parse_lab_encoder
+from spatial_probing.lab.config import OBJECTIVE_DESCRIPTIONS
+from spatial_probing.report.figures import Plot, make_figures
+from spatial_probing.report.summary import ALPHA, RunAnalysis, format_p, is_control, is_grounded, points
+from spatial_probing.report.tables import RunTables, load_run
+from spatial_probing.report.template import MACROS, TEMPLATE
+
+_PROBING_CATEGORY_FIGURES = ("category_accuracy",)
+_RSA_FIGURES = ("rdms", "rsa_curves", "centroid_pca")
+_LAB_FIGURES = ("lab_objectives",)
+
+
+@dataclass
+class Table:
+    """A table ready for the template: formatted cells, which columns are numeric, rows to highlight."""
+
+    columns: list[str]
+    rows: list[list[str]]
+    numeric: list[bool]
+    highlight: list[bool] = field(default_factory=list)
+    caption: str = ""
+
+
+def _num(x: Any, digits: int = 3) -> str:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    return "—" if not np.isfinite(v) else f"{v:.{digits}f}"
+
+
+def _ci(value: Any, low: Any, high: Any, digits: int = 3) -> str:
+    ok = all(isinstance(v, (int, float, np.floating)) and np.isfinite(v) for v in (low, high))
+    return f"{_num(value, digits)} [{_num(low, digits)}, {_num(high, digits)}]" if ok else _num(value, digits)
+
+
+def _p(p: Any) -> str:
+    return format_p(float(p)).removeprefix("p = ").removeprefix("p ") if p is not None else "—"
+
+
+def _table(columns: list[tuple[str, bool]], rows: list[list[str]], highlight: list[bool] | None = None,
+           caption: str = "") -> Table:
+    return Table([c for c, _ in columns], rows, [n for _, n in columns], highlight or [], caption)
+
+
+def _comparison_table(analysis: RunAnalysis) -> Table | None:
+    comps = analysis.comparison_table(("all",))
+    if comps.empty:
+        return None
+    rows, sig = [], []
+    for r in comps.itertuples():
+        rows.append([r.task, f"{r.encoder_a} (L{r.layer_a})", f"{r.encoder_b} (L{r.layer_b})",
+                     _ci(r.acc_a, r.a_low, r.a_high), _ci(r.acc_b, r.b_low, r.b_high),
+                     _ci(r.diff, r.diff_low, r.diff_high), _p(r.mcnemar_p), _p(r.permutation_p), _p(r.p_holm),
+                     str(r.n)])
+        sig.append(bool(r.p_holm < ALPHA))
+    return _table([("task", False), ("encoder A (layer)", False), ("encoder B (layer)", False),
+                   ("accuracy A [95% CI]", True), ("accuracy B [95% CI]", True), ("A − B [95% CI]", True),
+                   ("McNemar p", True), ("permutation p", True), ("Holm p", True), ("n items", True)], rows, sig,
+                  "Highlighted: Holm p < 0.05.")
+
+
+def _accuracy_table(analysis: RunAnalysis) -> Table | None:
+    acc = analysis.accuracy_table("all")
+    if acc.empty:
+        return None
+    rows = [[r.task, r.encoder, r.layer, _ci(r.accuracy, r.ci_low, r.ci_high), _num(r.chance), _num(r.majority),
+             _ci(r.selectivity, r.sel_low, r.sel_high), str(r.n)] for r in acc.itertuples()]
+    return _table([("task", False), ("encoder", False), ("layer", False), ("accuracy [95% CI]", True),
+                   ("chance", True), ("majority", True), ("selectivity [95% CI]", True), ("n items", True)], rows)
+
+
+def _verdict_table(verdicts: pd.DataFrame) -> Table | None:
+    if verdicts.empty:
+        return None
+    rows = [[r.task, r.category, r.verdict + (" (both near ceiling)" if r.at_ceiling else ""), r.evidence]
+            for r in verdicts.itertuples()]
+    return _table([("task", False), ("category", False), ("verdict", False), ("evidence (grounded − other)", False)],
+                  rows, [v == "gains" for v in verdicts.verdict])
+
+
+def _rsa_table(analysis: RunAnalysis) -> Table | None:
+    rsa = analysis.rsa_table()
+    if rsa.empty:
+        return None
+    rows = [[r.dataset, r.reference, r.encoder, r.layer, f"{r.rdm_method} / {r.comparison}",
+             _ci(r.value, r.ci_low, r.ci_high), _p(r.p_value), str(r.n_items), str(r.n_permutations)]
+            for r in rsa.itertuples()]
+    return _table([("dataset", False), ("reference", False), ("encoder", False), ("layer", False),
+                   ("RDM / comparison", False), ("value [95% CI]", True), ("permutation p", True), ("n items", True),
+                   ("permutations", True)], rows, [bool(p < ALPHA) for p in rsa.p_value],
+                  "Each encoder's last layer; highlighted: p < 0.05.")
+
+
+def _setup(tables: RunTables, analysis: RunAnalysis) -> dict[str, Any]:
+    r = tables.results
+    units = (tables.manifest or {}).get("units", [])
+    task_rows, seen_tasks, enc_rows, seen_enc = [], set(), [], set()
+    for u in units:
+        task, enc = u.get("task") or {}, u.get("encoder") or {}
+        if task.get("name") and task["name"] not in seen_tasks:
+            seen_tasks.add(task["name"])
+            task_rows.append([task["name"], str(task.get("dataset", "")), str(task.get("description", "")),
+                              str(task.get("control_type", "")), str(u.get("n_items", "—"))])
+        if enc.get("name") and enc["name"] not in seen_enc:
+            seen_enc.add(enc["name"])
+            enc_rows.append([enc["name"], str(enc.get("kind", "")), str(enc.get("modality", "")),
+                             str(enc.get("source", "")), str(enc.get("revision") or "—"),
+                             str(enc.get("weights_hash", ""))[:12] or "—", str(enc.get("control") or "—"),
+                             "yes" if is_grounded(enc["name"]) else "no"])
+    if not enc_rows and r is not None:  # no manifest: names only
+        enc_rows = [[e, "—", "—", "—", "—", "—", "—", "yes" if is_grounded(e) else "no"] for e in sorted(set(r.encoder))]
+    if not task_rows and r is not None:
+        task_rows = [[t, str(r[r.task == t].dataset.iloc[0]), "—", "—", "—"] for t in sorted(set(r.task))]
+    encoders = sorted({row[0] for row in enc_rows})
+    seeds = (tables.manifest or {}).get("seeds") or (sorted(set(r.seed)) if r is not None else [])
+    items = tables.predictions is not None
+    return {
+        "datasets": sorted(set(r.dataset)) if r is not None else sorted({row[1] for row in task_rows}),
+        "probes": sorted(set(r.probe)) if r is not None else [],
+        "seeds": [str(s) for s in seeds],
+        "control_encoders": [e for e in encoders if is_control(e)],
+        "layer_words": ("best inner-CV layer per encoder (best-cv: chosen on training data only)"
+                        if analysis.selection == "best-cv" else "each encoder's final layer"),
+        "ci_words": ("95% percentile bootstrap over test items of each item's correctness averaged over probe seeds"
+                     if items else "seed means of the per-seed 95% bootstrap bounds (predictions.parquet absent: "
+                                   "not an interval for the seed mean)"),
+        "ci_short": "item bootstrap over seed-averaged correctness" if items else "seed means of per-seed bounds",
+        "tasks": _table([("task", False), ("dataset", False), ("what is probed", False), ("control task's lexical type",
+                                                                                        False), ("items", True)],
+                        task_rows),
+        "encoders": _table([("encoder", False), ("kind", False), ("modality", False), ("source", False),
+                            ("revision", False), ("weights sha256", False), ("control", False), ("grounded", False)],
+                           enc_rows),
+    }
+
+
+def _lab_section(analysis: RunAnalysis) -> dict[str, Any] | None:
+    lab = analysis.lab
+    if lab is None:
+        return None
+    summary, comps = lab
+    s = summary[summary.metric == "accuracy"]
+    srows = [[r.task, r.subset, r.objective, _ci(r.mean, r.ci_low, r.ci_high), str(r.n_seeds),
+              _num(getattr(r, "chance", np.nan)), _num(getattr(r, "majority", np.nan))] for r in s.itertuples()]
+    c = comps[comps.metric == "accuracy"]
+    crows, sig, findings = [], [], []
+    for r in c.itertuples():
+        crows.append([r.task, r.subset, f"{r.objective_a} − {r.objective_b}", _ci(r.diff, r.diff_ci_low, r.diff_ci_high),
+                      str(r.n_seeds), _p(r.seed_t_p), _p(r.seed_signflip_p), _p(r.item_signflip_p), _p(r.p_holm)])
+        sig.append(bool(r.p_holm < ALPHA))
+        where = "overall" if r.subset_kind == "all" else f"on {r.subset} relations"
+        if r.p_holm < ALPHA:
+            findings.append(f"{r.task} {where}: {r.objective_a} {'beats' if r.diff > 0 else 'trails'} "
+                            f"{r.objective_b} by {points(r.diff)} (mean over {r.n_seeds} seeds; Holm "
+                            f"{format_p(r.p_holm)}).")
+    if not findings:
+        findings.append("No difference between objectives is significant after Holm correction.")
+    objectives = sorted({parse_lab_encoder(e)[1] for e in analysis.tables.results.encoder if parse_lab_encoder(e)})
+    return {"layer": str(s.layer.iloc[0]) if not s.empty else "—",
+            "n_seeds": int(s.n_seeds.max()) if not s.empty else 0,
+            "objectives": "; ".join(f"{o} — {OBJECTIVE_DESCRIPTIONS.get(o, o)}" for o in objectives),
+            "findings": findings,
+            "summary": _table([("task", False), ("subset", False), ("objective", False),
+                               ("accuracy, mean over seeds [95% t CI]", True), ("seeds", True), ("chance", True),
+                               ("majority", True)], srows),
+            "comparisons": _table([("task", False), ("subset", False), ("difference", False),
+                                   ("diff [95% t CI]", True), ("seeds", True), ("paired t p", True),
+                                   ("sign-flip p (seeds)", True), ("sign-flip p (items)", True), ("Holm p", True)],
+                                  crows, sig, "Highlighted: Holm p < 0.05.")}
+
+
+def _headline(analysis: RunAnalysis, verdicts: pd.DataFrame) -> list[str]:
+    lines = []
+    grounded = analysis.context()["grounded"]
+    if not grounded:
+        lines.append("This run has no grounded encoder, so it cannot answer which relations gain from grounding.")
+    elif not verdicts.empty:
+        for task, grp in verdicts.groupby("task"):
+            by = {v: sorted(grp[grp.verdict == v].category) for v in ("gains", "resistant", "loses", "mixed")}
+            parts = [f"{label}: {', '.join(cats)}" for label, cats in (
+                ("gain from grounding", by["gains"]), ("resistant (no significant difference)", by["resistant"]),
+                ("worse with grounding", by["loses"]), ("mixed", by["mixed"])) if cats]
+            lines.append(f"{task} — " + "; ".join(parts) + ".")
+    comps = analysis.grounding_pairs(analysis.comparison_table(("all",)))
+    for r in comps.itertuples():
+        verdict = ("significantly better" if r.diff > 0 else "significantly worse") if r.p_holm < ALPHA else \
+            "not significantly different"
+        lines.append(f"{r.task}: {r.encoder_a} vs {r.encoder_b} overall {points(r.diff)} ({verdict}; "
+                     f"Holm {format_p(r.p_holm)}).")
+    return lines
+
+
+def _embed(plot: Plot) -> dict[str, str]:
+    return {"name": plot.name, "title": plot.title, "caption": plot.caption,
+            "png": base64.b64encode(plot.png or b"").decode("ascii")}
+
+
+def build_report(run_dir: str | Path, *, out: str | Path | None = None, figures_dir: str | Path | None = None,
+                 n_boot: int = 2000, seed: int = 0) -> Path:
+    """Write one self-contained HTML report of a run directory and return its path.
+
+    Figures are also written as PNG and SVG to ``figures_dir`` (default ``run_dir/figures``). Missing or
+    unreadable tables are listed under "Not in this run"; a path that is not a run directory (neither
+    ``results.parquet`` nor ``manifest.json``) raises :class:`~spatial_probing.report.tables.NotARunDirectory`.
+    ``n_boot``/``seed`` set the item bootstrap behind the intervals.
+    """
+    tables = load_run(run_dir)
+    run_dir = tables.run_dir
+    out = Path(out) if out is not None else run_dir / "report.html"
+    analysis = RunAnalysis(tables, n_boot=n_boot, seed=seed)
+    lab = _lab_section(analysis)
+    plots = make_figures(analysis, Path(figures_dir) if figures_dir is not None else run_dir / "figures")
+    for plot in plots:
+        if plot.missing and not (lab is None and plot.name in _LAB_FIGURES):  # the lab's absence is noted once
+            tables.note_missing(f"figure “{plot.title}”: {plot.missing}")
+    verdicts = analysis.grounding_verdicts(lab and analysis.lab[1])
+    if tables.comparisons is not None and analysis.comparison_table(("category",)).empty:
+        tables.note_missing("per-category comparisons: comparisons.parquet has no subset_kind == 'category' rows")
+    drawn = {p.name: _embed(p) for p in plots if p.png is not None}
+    manifest = tables.manifest or {}
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    html = env.from_string(MACROS.strip() + TEMPLATE).render(
+        title="Spatial probing report", run_dir=str(run_dir), finished=manifest.get("finished"),
+        built=datetime.now(timezone.utc).isoformat(timespec="seconds"), alpha=ALPHA,
+        headline=_headline(analysis, verdicts), setup=_setup(tables, analysis),
+        selection_words=("each encoder's best inner-CV layer" if analysis.selection == "best-cv"
+                         else "each encoder's final layer"),
+        comparisons=_comparison_table(analysis), grounded=analysis.context()["grounded"],
+        verdicts=_verdict_table(verdicts), category_findings=analysis.category_findings(),
+        baseline_findings=analysis.baseline_findings(), accuracy=_accuracy_table(analysis),
+        rsa_findings=analysis.rsa_findings(), rsa=_rsa_table(analysis), lab=lab,
+        figures={"probing_categories": [drawn[n] for n in _PROBING_CATEGORY_FIGURES if n in drawn],
+                 "probing": [f for n, f in drawn.items()
+                             if n not in _PROBING_CATEGORY_FIGURES + _RSA_FIGURES + _LAB_FIGURES],
+                 "rsa": [drawn[n] for n in _RSA_FIGURES if n in drawn],
+                 "lab": [drawn[n] for n in _LAB_FIGURES if n in drawn]},
+        missing=tables.missing,
+        manifest_json=json.dumps(manifest, indent=2, sort_keys=True, default=str) if manifest else "")
+    atomic_write_text(out, html)
+    return out
