@@ -46,9 +46,9 @@ from __future__ import annotations
 
 from spatial_probing.lab.compare import objective_comparisons, objective_summary, parse_lab_encoder
 from spatial_probing.lab.config import OBJECTIVES, LabConfig, load_lab_config
-from spatial_probing.lab.data import build_corpus, build_tokenizer, build_vocab
+from spatial_probing.lab.data import build_corpus, build_tokenizer, build_vocab, check_probe_data
 from spatial_probing.lab.train import TrainedEncoder, train_encoder, train_lab
 
 __all__ = ["OBJECTIVES", "LabConfig", "TrainedEncoder", "build_corpus", "build_tokenizer", "build_vocab",
-           "load_lab_config", "objective_comparisons", "objective_summary", "parse_lab_encoder", "train_encoder",
-           "train_lab"]
+           "check_probe_data", "load_lab_config", "objective_comparisons", "objective_summary", "parse_lab_encoder",
+           "train_encoder", "train_lab"]

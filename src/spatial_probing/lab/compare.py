@@ -57,8 +57,9 @@ def _with_lab_columns(table: pd.DataFrame, what: str, required: set[str]) -> pd.
     out["lab"] = [p[0] for p in parsed[keep]]
     out["objective"] = [p[1] for p in parsed[keep]]
     out["lab_seed"] = [p[2] for p in parsed[keep]]
-    out["layer"] = out["layer"].astype(str)
-    out["subset"] = out["subset"].astype(str)
+    for column in ("layer", "subset"):  # predictions have no subset column
+        if column in out:
+            out[column] = out[column].astype(str)
     return out
 
 

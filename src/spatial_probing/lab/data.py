@@ -6,6 +6,7 @@ Every objective sees exactly the same tensors: for each training scene its ``ori
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,3 +153,28 @@ def build_corpus(spec: DataSpec, tokenizer, *, max_length: int) -> Corpus:
                   ids_a=enc_a["input_ids"], mask_a=enc_a["attention_mask"],
                   ids_b=enc_b["input_ids"], mask_b=enc_b["attention_mask"],
                   examples=[a for _, a, _ in kept], summary=summary)
+
+
+def check_probe_data(spec: DataSpec, task_options: dict[str, dict]) -> None:
+    """Refuse probing synthetic tasks on scenes the lab did not keep out of training.
+
+    ``task_options`` maps task name → its ``load_dataset`` keywords (a run config's
+    ``task_options``); synthetic tasks must read ``seed = data.probe_seed`` and at most
+    ``data.probe_n_scenes`` scenes, the ones whose duplicates :func:`build_corpus` removed.
+    """
+    from spatial_probing.data import DATASETS
+    from spatial_probing.probe.tasks import get_task
+
+    defaults = inspect.signature(DATASETS["synthetic"]).parameters  # the loader's own seed / n_scenes defaults
+    for task, options in task_options.items():
+        if get_task(task).spec.dataset != "synthetic":
+            continue
+        seed = options.get("seed", defaults["seed"].default)
+        n = options.get("n_scenes", defaults["n_scenes"].default)
+        if seed != spec.probe_seed:
+            raise ValueError(f"task_options.{task}.seed is {seed} but the lab's data.probe_seed is {spec.probe_seed}: "
+                             f"the lab only keeps the scenes of probe_seed out of training")
+        if n > spec.probe_n_scenes:
+            raise ValueError(f"task_options.{task}.n_scenes is {n} but the lab's data.probe_n_scenes is "
+                             f"{spec.probe_n_scenes}: raise data.probe_n_scenes so every probed scene is kept out "
+                             f"of training")

@@ -8,6 +8,8 @@ the registry file :func:`spatial_probing.embed.load_registry_file` reads.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import platform
 import shutil
@@ -108,6 +110,15 @@ def _decay_groups(modules: nn.Module, weight_decay: float) -> list[dict]:
             {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
 
 
+def weights_digest(module: nn.Module) -> str:
+    """SHA-256 of a module's parameters and buffers (names, shapes and bytes, in name order)."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        h.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 def train_encoder(config: LabConfig, objective: str, seed: int, corpus: Corpus, tokenizer, *,
                   device: torch.device, show_progress: bool = True) -> tuple[nn.Module, dict]:
     """Train one text encoder with ``objective`` and ``seed``; returns (the BertModel on CPU, the training log)."""
@@ -119,6 +130,7 @@ def train_encoder(config: LabConfig, objective: str, seed: int, corpus: Corpus, 
     batch_size = min(tr.batch_size, len(corpus))
     torch.manual_seed(seed)
     encoder = build_text_encoder(spec, len(tokenizer), tokenizer.pad_token_id)  # same init for every objective
+    init_sha256 = weights_digest(encoder)
     heads = nn.ModuleDict()
     if objective == "mlm":
         heads["mlm"] = MLMHead(encoder)
@@ -133,6 +145,7 @@ def train_encoder(config: LabConfig, objective: str, seed: int, corpus: Corpus, 
     data_gen = torch.Generator().manual_seed(1_000_003 * seed + 17)  # batch order: identical across objectives
     mask_gen = torch.Generator().manual_seed(1_000_003 * seed + 29)
     batches = _batches(len(corpus), batch_size, data_gen)
+    batch_hash = hashlib.sha256()
     n_special, vocab_size, mask_id = len(SPECIAL_TOKENS), len(tokenizer), tokenizer.mask_token_id
 
     losses: list[float] = []
@@ -143,6 +156,7 @@ def train_encoder(config: LabConfig, objective: str, seed: int, corpus: Corpus, 
                leave=False)
     for _ in bar:
         idx = next(batches)
+        batch_hash.update(idx.numpy().tobytes())
         ids = torch.cat([corpus.ids_a[idx], corpus.ids_b[idx]])
         att = torch.cat([corpus.mask_a[idx], corpus.mask_b[idx]])
         width = int(att.sum(1).max())
@@ -188,6 +202,7 @@ def train_encoder(config: LabConfig, objective: str, seed: int, corpus: Corpus, 
         "name": encoder_name(config.name_prefix, objective, seed), "objective": objective, "seed": seed,
         "objective_description": OBJECTIVE_DESCRIPTIONS[objective],
         "run_hash": config.run_hash(objective, seed), "config_hash": config.hash(),
+        "init_sha256": init_sha256, "batches_sha256": batch_hash.hexdigest(),
         "config": config.model_dump(mode="json"), "device": str(device), "num_threads": tr.num_threads,
         "steps": tr.steps, "batch_scenes": batch_size, "captions_per_batch": 2 * batch_size,
         "n_training_scenes": len(corpus),
@@ -223,8 +238,6 @@ def save_encoder(encoder: nn.Module, tokenizer, path: str | Path) -> Path:
 
 def _reusable(log_path: Path, model_dir: Path, run_hash: str) -> dict | None:
     """The previous log if ``model_dir`` holds exactly what that log says it trained with ``run_hash``."""
-    import json
-
     weights = model_dir / "model.safetensors"
     if not (log_path.is_file() and weights.is_file()):
         return None
