@@ -40,6 +40,9 @@ class RunConfig(BaseModel):
     ``vsr-truth``, whose images exist; StepGame has no images to give them).
     ``rsa`` configures the RSA step run after the probes (:class:`~spatial_probing.rsa.runner.RSASettings`;
     on by default, ``rsa: null`` turns it off).
+    ``encoder_registries`` are encoder YAML files (:func:`~spatial_probing.embed.load_registry_file`) registered
+    before any unit runs; ``lab`` is a grounding-lab config trained first (resumable) whose ``encoders.yaml``
+    is registered too. Encoder names may be patterns over registered names (``lab-*``, ``static:lab-mlm-*``).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -65,6 +68,8 @@ class RunConfig(BaseModel):
     task_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     task_encoders: dict[str, list[str]] = Field(default_factory=dict)
     rsa: RSASettings | None = Field(default_factory=RSASettings)
+    encoder_registries: list[Path] = Field(default_factory=list)
+    lab: Path | None = None
 
     @field_validator("tasks")
     @classmethod
@@ -126,13 +131,56 @@ def load_run_config(path: str | Path) -> RunConfig:
     base = path.resolve().parent
     fix = {k: (base / v if v is not None and not Path(v).is_absolute() else v)
            for k, v in (("out", config.out), ("data_dir", config.data_dir), ("cache_dir", config.cache_dir),
-                        ("image_dir", config.image_dir))}
+                        ("image_dir", config.image_dir), ("lab", config.lab))}
     paths = {k: (v if Path(v).is_absolute() else base / v) for k, v in config.model_paths.items()}
-    return config.model_copy(update={**fix, "model_paths": paths})
+    registries = [p if p.is_absolute() else base / p for p in config.encoder_registries]
+    return config.model_copy(update={**fix, "model_paths": paths, "encoder_registries": registries})
+
+
+def _expand(names: list[str], where: str) -> list[str]:
+    """Encoder names with shell-style patterns (``lab-*``) replaced by the matching registered names."""
+    from fnmatch import fnmatchcase
+
+    from spatial_probing.embed import list_encoders
+
+    out: list[str] = []
+    for name in names:
+        prefix, colon, pattern = name.rpartition(":")
+        if not any(c in pattern for c in "*?["):
+            out.append(name)
+            continue
+        matches = [f"{prefix}{colon}{m}" for m in list_encoders() if fnmatchcase(m, pattern)]
+        if not matches:
+            raise ValueError(f"{where}: pattern {name!r} matches no registered encoder; registered: "
+                             f"{', '.join(list_encoders())}")
+        out.extend(m for m in matches if m not in out)
+    return out
+
+
+def prepare_encoders(config: RunConfig, *, log=print) -> RunConfig:
+    """Train the ``lab`` (reusing encoders trained with the same settings), register ``encoder_registries``
+    and expand encoder patterns; returns the config to run (the lab's registry then in ``encoder_registries``)."""
+    from spatial_probing.embed import load_registry_file
+
+    registries = list(config.encoder_registries)
+    if config.lab is not None:
+        from spatial_probing.lab import check_probe_data, load_lab_config, train_lab
+        from spatial_probing.lab.train import REGISTRY_FILE
+
+        lab = load_lab_config(config.lab)
+        check_probe_data(lab.data, {t: config.task_options.get(t, {}) for t in config.tasks})
+        train_lab(lab, log=log)
+        registries.append(lab.out / REGISTRY_FILE)
+    for path in registries:
+        load_registry_file(path, overwrite=True)
+    return config.model_copy(update={
+        "lab": None, "encoder_registries": registries, "encoders": _expand(config.encoders, "encoders"),
+        "task_encoders": {t: _expand(v, f"task_encoders.{t}") for t, v in config.task_encoders.items()}})
 
 
 def run(config: RunConfig, *, command: str = "", log=print) -> dict[str, Path]:
     """Run (or resume) every unit of ``config`` and assemble the run directory's tables (then the RSA step)."""
+    config = prepare_encoders(config, log=log)
     paths = run_units(config.units(), config.out, data_dir=config.data_dir, model_paths=dict(config.model_paths),
                       cache_dir=config.cache_dir, image_dir=config.image_dir, command=command,
                       run_config=config.model_dump(mode="json"), log=log)
@@ -145,6 +193,7 @@ def run_rsa_step(config: RunConfig, *, command: str = "", log=print) -> dict[str
     """Only the RSA step of ``config`` (``rsa.parquet``/``.csv``, ``rdms/``), sharing the run's embedding cache."""
     if config.rsa is None:
         raise ValueError("the run config has `rsa: null`: the RSA step is turned off")
+    config = prepare_encoders(config, log=log)
     return run_rsa(config.rsa_units(), config.out, data_dir=config.data_dir, model_paths=dict(config.model_paths),
                    cache_dir=config.cache_dir, image_dir=config.image_dir, command=command,
                    run_config=config.model_dump(mode="json"), log=log)
