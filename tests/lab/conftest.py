@@ -1,0 +1,52 @@
+"""Fixtures for the lab tests: a tiny lab config and one tiny lab trained once per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from spatial_probing.lab import LabConfig, load_lab_config, train_lab
+from spatial_probing.lab.train import TrainedEncoder
+
+#: A lab small enough to train all three objectives in seconds (not to learn anything).
+TINY = {
+    "seeds": [0],
+    "model": {"hidden_size": 16, "num_layers": 1, "num_heads": 2, "intermediate_size": 32, "proj_dim": 8,
+              "image_size": 16, "image_channels": [4, 4, 4]},
+    "data": {"n_scenes": 96, "probe_n_scenes": 96},
+    "train": {"steps": 3, "batch_size": 8, "num_threads": 1},
+}
+
+
+def write_lab_config(folder: Path, **overrides) -> Path:
+    """``folder/lab.yaml`` with :data:`TINY` updated by ``overrides`` (top-level keys), ``out: lab``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "lab.yaml"
+    path.write_text(yaml.safe_dump({"out": "lab", **TINY, **overrides}))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny() -> dict:
+    """The tiny lab's settings (:data:`TINY`); tests import nothing from this conftest directly."""
+    return TINY
+
+
+@pytest.fixture(scope="session")
+def write_lab():
+    """:func:`write_lab_config`, as a fixture."""
+    return write_lab_config
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_lab(tmp_path_factory: pytest.TempPathFactory) -> tuple[LabConfig, list[TrainedEncoder]]:
+    """The tiny lab (mlm, textcl, vision × seed 0) trained into a session folder."""
+    config = load_lab_config(write_lab_config(tmp_path_factory.mktemp("tiny-lab")))
+    return config, train_lab(config, show_progress=False, log=lambda *_: None)

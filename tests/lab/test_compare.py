@@ -1,0 +1,106 @@
+"""Objective summary and paired comparisons on small hand-made tables with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from spatial_probing.lab import objective_comparisons, objective_summary, parse_lab_encoder
+
+T_975_DF2 = 4.302652729749464  # Student t quantile (0.975, 2 df), from tables
+#: accuracy per (objective, lab seed); mean over two probe seeds is what counts (±0.02 around these)
+ACC = {"mlm": [0.5, 0.6, 0.7], "textcl": [0.6, 0.6, 0.6], "vision": [0.6, 0.8, 1.0]}
+
+
+def _results() -> pd.DataFrame:
+    rows = []
+    for objective, values in ACC.items():
+        for lab_seed, v in enumerate(values):
+            for probe_seed, jitter in ((0, -0.02), (1, 0.02)):
+                base = dict(dataset="synthetic", task="synthetic-relation", encoder=f"lab-{objective}-s{lab_seed}",
+                            layer="final", probe="linear", seed=probe_seed, split="test", subset_kind="all",
+                            subset="all")
+                rows += [{**base, "metric": "accuracy", "value": v + jitter},
+                         {**base, "metric": "chance", "value": 1 / 12}]
+    rows.append(dict(dataset="synthetic", task="synthetic-relation", encoder="sbert-minilm", layer="final",
+                     probe="linear", seed=0, split="test", subset_kind="all", subset="all", metric="accuracy",
+                     value=0.99))  # not a lab encoder: ignored
+    return pd.DataFrame(rows)
+
+
+def _predictions(n_items: int = 10) -> pd.DataFrame:
+    """vision right on every item, mlm wrong on every item, textcl right on the first half."""
+    rows = []
+    for objective in ACC:
+        for lab_seed in range(3):
+            for i in range(n_items):
+                correct = {"vision": True, "mlm": False, "textcl": i < n_items // 2}[objective]
+                rows.append(dict(dataset="synthetic", task="synthetic-relation", encoder=f"lab-{objective}-s{lab_seed}",
+                                 layer="final", probe="linear", seed=0, example_id=f"x{i}", correct=correct,
+                                 relation="left" if i % 2 else "above"))
+    return pd.DataFrame(rows)
+
+
+def test_parse_lab_encoder() -> None:
+    assert parse_lab_encoder("lab-vision-s2") == ("lab", "vision", 2)
+    assert parse_lab_encoder("runs/lab/textcl-seed1") == ("lab", "textcl", 1)
+    assert parse_lab_encoder("sbert-minilm") is None and parse_lab_encoder("lab-clip-s0") is None
+
+
+def test_objective_summary_means_and_t_intervals_across_lab_seeds() -> None:
+    summary = objective_summary(_results(), metrics=("accuracy",))
+    assert list(summary.objective) == ["mlm", "textcl", "vision"] and (summary.n_seeds == 3).all()
+    row = summary.set_index("objective").loc["mlm"]
+    assert row["mean"] == pytest.approx(0.6) and row["sd"] == pytest.approx(0.1)
+    half = T_975_DF2 * 0.1 / np.sqrt(3)
+    assert (row.ci_low, row.ci_high) == pytest.approx((0.6 - half, 0.6 + half))
+    flat = summary.set_index("objective").loc["textcl"]
+    assert flat["sd"] == pytest.approx(0.0, abs=1e-12) and flat.ci_low == pytest.approx(flat.ci_high)
+    assert summary.chance.unique() == pytest.approx([1 / 12])
+
+
+def test_objective_comparisons_seed_paired_tests() -> None:
+    comps = objective_comparisons(_results(), metric="accuracy").set_index(["objective_a", "objective_b"])
+    assert list(comps.index) == [("mlm", "textcl"), ("mlm", "vision"), ("textcl", "vision")]
+    mv = comps.loc[("mlm", "vision")]  # differences −0.1, −0.2, −0.3
+    assert mv["diff"] == pytest.approx(-0.2) and mv.n_seeds == 3
+    assert mv.t_stat == pytest.approx(-0.2 / (0.1 / np.sqrt(3)))
+    assert mv.seed_t_p == pytest.approx(0.07417990022744858)  # two-sided t(2) tail of |t| = 2√3
+    assert mv.seed_signflip_p == pytest.approx(0.25)  # 2 of the 8 sign patterns are as extreme
+    half = T_975_DF2 * 0.1 / np.sqrt(3)
+    assert (mv.diff_ci_low, mv.diff_ci_high) == pytest.approx((-0.2 - half, -0.2 + half))
+    mt = comps.loc[("mlm", "textcl")]  # differences −0.1, 0, +0.1: no effect
+    assert mt["diff"] == pytest.approx(0.0, abs=1e-12) and mt.seed_t_p == pytest.approx(1.0)
+    assert np.isnan(mv.item_signflip_p)  # no predictions given
+
+
+def test_item_level_sign_flip_and_holm() -> None:
+    comps = objective_comparisons(_results(), _predictions(), metric="accuracy")
+    whole = comps[comps.subset_kind == "all"].set_index(["objective_a", "objective_b"])
+    mv = whole.loc[("mlm", "vision")]
+    assert mv.item_diff == pytest.approx(-1.0) and mv.n_items == 10
+    assert mv.item_signflip_p == pytest.approx(2 / 2 ** 10)  # exact: only all-minus and all-plus are as extreme
+    tv = whole.loc[("textcl", "vision")]
+    assert tv.item_diff == pytest.approx(-0.5) and tv.item_signflip_p == pytest.approx(2 / 2 ** 5)
+    p = whole.item_signflip_p.to_numpy()
+    order = np.argsort(p)
+    expected = np.maximum.accumulate(np.minimum(1, p[order] * np.array([3, 2, 1])))
+    assert whole.p_holm.to_numpy()[order] == pytest.approx(expected)
+
+
+def test_per_relation_subsets_use_only_their_items() -> None:
+    results = _results()
+    sub = results[results.metric == "accuracy"].assign(subset_kind="relation", subset="left")
+    comps = objective_comparisons(pd.concat([results, sub]), _predictions(), metric="accuracy")
+    left = comps[(comps.subset_kind == "relation") & (comps.objective_a == "mlm") & (comps.objective_b == "vision")]
+    assert len(left) == 1 and int(left.n_items.iloc[0]) == 5  # odd example ids are "left"
+
+
+def test_errors_name_what_is_missing() -> None:
+    with pytest.raises(ValueError, match=r"missing column\(s\) \['layer'\]"):
+        objective_summary(_results().drop(columns="layer"))
+    with pytest.raises(ValueError, match="no lab encoders"):
+        objective_summary(_results().assign(encoder="bert"))
+    with pytest.raises(ValueError, match="none of the metrics"):
+        objective_summary(_results(), metrics=("mdl_compression",))

@@ -1,0 +1,62 @@
+"""Lab config: defaults, path resolution, hashes, and validation errors that name the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from spatial_probing.lab import LabConfig, load_lab_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _write(tmp_path: Path, raw) -> Path:
+    path = tmp_path / "lab.yaml"
+    path.write_text(yaml.safe_dump(raw) if not isinstance(raw, str) else raw)
+    return path
+
+
+@pytest.mark.parametrize(("raw", "field", "expected"), [
+    ({"objectives": ["mlm", "clip"]}, "objectives.1", "'mlm', 'textcl' or 'vision'"),
+    ({"seeds": [0, 0]}, "seeds", "duplicates"),
+    ({"model": {"hidden_size": 30, "num_heads": 4}}, "model", "divisible by num_heads"),
+    ({"model": {"image_size": 36}}, "model", "multiple of 8"),
+    ({"data": {"seed": 0, "probe_seed": 0}}, "data", "must differ from probe_seed"),
+    ({"data": {"heldout_relations": ["behind"]}}, "data.heldout_relations", "unknown relation"),
+    ({"train": {"steps": 0}}, "train.steps", "greater than or equal to 1"),
+    ({"train": {"batch": 8}}, "train.batch", "Extra inputs"),
+    ({"name_prefix": "my-lab"}, "name_prefix", "pattern"),
+])
+def test_invalid_config_names_file_and_field(tmp_path: Path, raw: dict, field: str, expected: str) -> None:
+    path = _write(tmp_path, raw)
+    with pytest.raises(ValueError, match="invalid lab config") as err:
+        load_lab_config(path)
+    message = str(err.value)
+    assert str(path) in message and f"{field}:" in message and expected in message
+
+
+def test_unreadable_or_non_mapping_yaml(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="expected a YAML mapping"):
+        load_lab_config(_write(tmp_path, "- mlm\n- vision\n"))
+    with pytest.raises(ValueError, match="cannot read the lab config"):
+        load_lab_config(tmp_path / "missing.yaml")
+
+
+def test_out_resolved_against_the_yaml_and_hash_ignores_out_and_device(tmp_path: Path) -> None:
+    config = load_lab_config(_write(tmp_path, {"out": "runs/x", "train": {"device": "cpu"}}))
+    assert config.out == tmp_path / "runs/x"
+    other = LabConfig(out=Path("/elsewhere"))
+    assert config.hash() == other.hash()
+    assert config.run_hash("mlm", 0) == other.run_hash("mlm", 0)
+    assert len({config.run_hash(o, s) for o in ("mlm", "vision") for s in (0, 1)}) == 4
+    assert LabConfig(train={"steps": 7}).hash() != other.hash()
+
+
+def test_shipped_configs_are_valid() -> None:
+    default = load_lab_config(ROOT / "configs" / "lab.yaml")
+    assert default.objectives == ("mlm", "textcl", "vision") and len(default.seeds) == 3
+    assert default.model == LabConfig().model and default.train == LabConfig().train  # the code's defaults
+    demo = load_lab_config(ROOT / "configs" / "lab-demo.yaml")
+    assert demo.objectives == default.objectives and demo.model == default.model
