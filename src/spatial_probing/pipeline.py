@@ -1,4 +1,4 @@
-"""``spatial-probing run CONFIG.yaml``: data → embed → probe for every combination in a config.
+"""``spatial-probing run CONFIG.yaml``: data → embed → probe → RSA → report for every combination in a config.
 
 Each (task, encoder, probe) unit reads its embeddings from the shared cache and writes its part
 of the tables atomically with its configuration hash, so re-running the same config after an
@@ -43,6 +43,7 @@ class RunConfig(BaseModel):
     ``encoder_registries`` are encoder YAML files (:func:`~spatial_probing.embed.load_registry_file`) registered
     before any unit runs; ``lab`` is a grounding-lab config trained first (resumable) whose ``encoders.yaml``
     is registered too. Encoder names may be patterns over registered names (``lab-*``, ``static:lab-mlm-*``).
+    ``report`` writes ``report.html`` and ``figures/`` at the end (``spatial-probing report OUT`` does it later).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -70,6 +71,7 @@ class RunConfig(BaseModel):
     rsa: RSASettings | None = Field(default_factory=RSASettings)
     encoder_registries: list[Path] = Field(default_factory=list)
     lab: Path | None = None
+    report: bool = True
 
     @field_validator("tasks")
     @classmethod
@@ -186,6 +188,11 @@ def run(config: RunConfig, *, command: str = "", log=print) -> dict[str, Path]:
                       run_config=config.model_dump(mode="json"), log=log)
     if config.rsa is not None:
         paths.update(run_rsa_step(config, command=command, log=log))
+    if config.report:
+        from spatial_probing.report import build_report
+
+        paths["report"] = build_report(config.out)
+        log(f"report: {paths['report']}")
     return paths
 
 
