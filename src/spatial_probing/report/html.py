@@ -65,7 +65,7 @@ def _comparison_table(analysis: RunAnalysis) -> Table | None:
         return None
     rows, sig = [], []
     for r in comps.itertuples():
-        rows.append([r.task, f"{r.encoder_a} (L{r.layer_a})", f"{r.encoder_b} (L{r.layer_b})",
+        rows.append([r.task, f"{r.encoder_a} (layer {r.layer_a})", f"{r.encoder_b} (layer {r.layer_b})",
                      _ci(r.acc_a, r.a_low, r.a_high), _ci(r.acc_b, r.b_low, r.b_high),
                      _ci(r.diff, r.diff_low, r.diff_high), _p(r.mcnemar_p), _p(r.permutation_p), _p(r.p_holm),
                      str(r.n)])
