@@ -139,11 +139,9 @@ def load_run_config(path: str | Path) -> RunConfig:
     return config.model_copy(update={**fix, "model_paths": paths, "encoder_registries": registries})
 
 
-def _expand(names: list[str], where: str) -> list[str]:
-    """Encoder names with shell-style patterns (``lab-*``) replaced by the matching registered names."""
+def _expand(names: list[str], known: list[str], where: str) -> list[str]:
+    """Encoder names with shell-style patterns (``lab-*``) replaced by the matching ``known`` names."""
     from fnmatch import fnmatchcase
-
-    from spatial_probing.embed import list_encoders
 
     out: list[str] = []
     for name in names:
@@ -151,18 +149,19 @@ def _expand(names: list[str], where: str) -> list[str]:
         if not any(c in pattern for c in "*?["):
             out.append(name)
             continue
-        matches = [f"{prefix}{colon}{m}" for m in list_encoders() if fnmatchcase(m, pattern)]
+        matches = [f"{prefix}{colon}{m}" for m in known if fnmatchcase(m, pattern)]
         if not matches:
-            raise ValueError(f"{where}: pattern {name!r} matches no registered encoder; registered: "
-                             f"{', '.join(list_encoders())}")
+            raise ValueError(f"{where}: pattern {name!r} matches no encoder built in or in encoder_registries/lab; "
+                             f"those are: {', '.join(known)}")
         out.extend(m for m in matches if m not in out)
     return out
 
 
 def prepare_encoders(config: RunConfig, *, log=print) -> RunConfig:
     """Train the ``lab`` (reusing encoders trained with the same settings), register ``encoder_registries``
-    and expand encoder patterns; returns the config to run (the lab's registry then in ``encoder_registries``)."""
-    from spatial_probing.embed import load_registry_file
+    and expand encoder patterns over the built-in and these registries' names (not whatever else this process
+    registered); returns the config to run (the lab's registry then in ``encoder_registries``)."""
+    from spatial_probing.embed import BUILTIN_ENCODERS, load_registry_file
 
     registries = list(config.encoder_registries)
     if config.lab is not None:
@@ -173,11 +172,12 @@ def prepare_encoders(config: RunConfig, *, log=print) -> RunConfig:
         check_probe_data(lab.data, {t: config.task_options.get(t, {}) for t in config.tasks})
         train_lab(lab, log=log)
         registries.append(lab.out / REGISTRY_FILE)
+    known = [c.name for c in BUILTIN_ENCODERS]
     for path in registries:
-        load_registry_file(path, overwrite=True)
+        known += [c.name for c in load_registry_file(path, overwrite=True) if c.name not in known]
     return config.model_copy(update={
-        "lab": None, "encoder_registries": registries, "encoders": _expand(config.encoders, "encoders"),
-        "task_encoders": {t: _expand(v, f"task_encoders.{t}") for t, v in config.task_encoders.items()}})
+        "lab": None, "encoder_registries": registries, "encoders": _expand(config.encoders, known, "encoders"),
+        "task_encoders": {t: _expand(v, known, f"task_encoders.{t}") for t, v in config.task_encoders.items()}})
 
 
 def run(config: RunConfig, *, command: str = "", log=print) -> dict[str, Path]:
