@@ -7,8 +7,10 @@ import pytest
 from scipy import stats as sps
 from sklearn.metrics import accuracy_score, f1_score
 from statsmodels.stats.contingency_tables import mcnemar
+from statsmodels.stats.multitest import multipletests
 
-from spatial_probing.probe.stats import (bootstrap_metric, holm, mcnemar_exact, metric_value, paired_permutation)
+from spatial_probing.probe.stats import (bootstrap_mean, bootstrap_metric, holm, mcnemar_exact, metric_value,
+                                        paired_permutation)
 
 
 @pytest.mark.parametrize("n11,n10,n01,n00", [(30, 12, 3, 20), (5, 0, 0, 5), (10, 7, 8, 2), (0, 1, 9, 0), (50, 20, 20, 1)])
@@ -69,3 +71,23 @@ def test_holm_keeps_nan_out_of_the_family() -> None:
     out = holm([0.01, np.nan, 0.04, 0.03])
     assert np.isnan(out[1])
     np.testing.assert_allclose(out[[0, 2, 3]], [0.03, 0.06, 0.06])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_holm_matches_statsmodels(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    p = rng.random(12) ** 3
+    p[[2, 5]] = p[1]  # ties
+    np.testing.assert_allclose(holm(p), multipletests(p, method="holm")[1], rtol=0, atol=1e-15)
+
+
+def test_bootstrap_mean_of_differences_matches_scipy() -> None:
+    """Selectivity's interval: the mean of per-item (task − control) correctness differences in {-1, 0, 1}."""
+    rng = np.random.default_rng(2)
+    diff = rng.choice([-1.0, 0.0, 1.0], size=500, p=[0.2, 0.5, 0.3])
+    value, lo, hi = bootstrap_mean(diff, n_boot=20000, seed=0)
+    ref = sps.bootstrap((diff,), np.mean, n_resamples=20000, method="percentile",
+                        rng=np.random.default_rng(5)).confidence_interval
+    assert value == pytest.approx(0.1, abs=0.05) and value == pytest.approx(diff.mean())
+    assert lo == pytest.approx(ref.low, abs=0.01) and hi == pytest.approx(ref.high, abs=0.01)
+    assert lo < value - 0.02 and hi > value + 0.02

@@ -28,7 +28,7 @@ from spatial_probing.io import atomic_path, atomic_write_json, sha256_bytes, sha
 from spatial_probing.probe.controls import chance_level, majority_label
 from spatial_probing.probe.engine import LayerSeedResult, ProbeSettings, probe_arrays
 from spatial_probing.probe.splits import outer_folds, overlap_report
-from spatial_probing.probe.stats import bootstrap_metric, holm, mcnemar_exact, paired_permutation
+from spatial_probing.probe.stats import bootstrap_mean, bootstrap_metric, holm, mcnemar_exact, paired_permutation
 from spatial_probing.probe.tasks import ProbeItems, get_task
 
 RESULT_COLUMNS = ["dataset", "task", "encoder", "layer", "probe", "seed", "split", "subset_kind", "subset", "metric",
@@ -57,11 +57,12 @@ class UnitConfig(BaseModel):
         return sha256_bytes(self.model_dump_json().encode())[:16]
 
 
-def _safe(name: str) -> str:
+def safe_name(name: str) -> str:
+    """``name`` usable in a file name (runs of other characters become ``_``)."""
     return re.sub(r"[^A-Za-z0-9_.+-]+", "_", name)
 
 
-def _cap(examples: list[Example], max_items: int | None, seed: int) -> list[Example]:
+def cap_examples(examples: list[Example], max_items: int | None, seed: int) -> list[Example]:
     """At most ``max_items`` examples per dataset split, taking whole groups in a seeded random order."""
     if max_items is None:
         return examples
@@ -95,8 +96,7 @@ def _bootstrap_rows(base: dict[str, Any], y_true: np.ndarray, y_pred: np.ndarray
     add("control_accuracy", *bootstrap_metric("accuracy", c_true, c_pred, n_boot=n_boot, seed=seed))
     # selectivity is a mean of per-item differences: its interval is a bootstrap of those differences
     diff = (y_true == y_pred).astype(float) - (c_true == c_pred).astype(float)
-    sel = bootstrap_metric("accuracy", np.ones(n), diff, n_boot=n_boot, seed=seed) if n else (np.nan,) * 3
-    add("selectivity", float(diff.mean()) if n else float("nan"), *sel[1:])
+    add("selectivity", *bootstrap_mean(diff, n_boot=n_boot, seed=seed))
     add("majority", *bootstrap_metric("accuracy", y_true, np.full(n, majority, dtype=object), n_boot=n_boot,
                                       seed=seed))
     return rows
@@ -116,7 +116,7 @@ def summarize_unit(items: ProbeItems, test_idx: np.ndarray, results: list[LayerS
         subsets = [("all", "all", np.ones(len(test_idx), bool))]
         for kind in report_by:
             vals = np.asarray(items.subsets[kind], dtype=object)[test_idx]
-            subsets += [(kind, v, vals == v) for v in sorted({v for v in vals if v is not None})]
+            subsets += [(kind, v, vals == v) for v in sorted({v for v in vals if pd.notna(v)})]
         for kind, value, mask in subsets:
             rows += _bootstrap_rows({**base, "subset_kind": kind, "subset": value}, y_true[mask], r.y_pred[mask],
                                     r.control_true[mask], r.control_pred[mask], majority, n_boot, r.seed)
@@ -139,6 +139,17 @@ def summarize_unit(items: ProbeItems, test_idx: np.ndarray, results: list[LayerS
     return pd.DataFrame(rows, columns=RESULT_COLUMNS), pd.concat(preds, ignore_index=True)
 
 
+def task_examples(task: str, *, data_dir: str | Path | None = None, split: str | None = None,
+                  load_kwargs: dict[str, Any] | None = None, max_train: int | None = None,
+                  max_test: int | None = None, seed: int = 0) -> list[Example]:
+    """The examples a unit of ``task`` uses: loaded under the split policy, train and test capped (whole groups)."""
+    t = get_task(task)
+    examples = t.load(data_dir, split=split or t.spec.split, **(load_kwargs or {}))
+    train = [e for e in examples if e.split in t.spec.train_splits]
+    return cap_examples(train, max_train, seed) + \
+        cap_examples([e for e in examples if e.split not in t.spec.train_splits], max_test, seed)
+
+
 def run_unit(config: UnitConfig, *, data_dir: str | Path | None = None, model_path: str | Path | None = None,
              cache_dir: str | Path | None = None, image_dir: str | Path | None = None,
              show_progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
@@ -148,10 +159,9 @@ def run_unit(config: UnitConfig, *, data_dir: str | Path | None = None, model_pa
     task = get_task(config.task)
     spec = task.spec
     policy = config.split or spec.split
-    examples = task.load(data_dir, split=policy, **config.load_kwargs)
     base_seed = config.settings.seeds[0]
-    examples = _cap([e for e in examples if e.split in spec.train_splits], config.max_train, base_seed) + \
-        _cap([e for e in examples if e.split not in spec.train_splits], config.max_test, base_seed)
+    examples = task_examples(config.task, data_dir=data_dir, split=config.split, load_kwargs=config.load_kwargs,
+                             max_train=config.max_train, max_test=config.max_test, seed=base_seed)
     items = task.items(examples)
     folds = outer_folds(policy, items.splits, items.concepts, n_folds=config.outer_folds, seed=base_seed,
                         train_splits=spec.train_splits, test_splits=spec.test_splits)
@@ -194,7 +204,7 @@ def run_unit(config: UnitConfig, *, data_dir: str | Path | None = None, model_pa
 
 
 def unit_paths(out_dir: Path, config: UnitConfig) -> dict[str, Path]:
-    stem = out_dir / "parts" / f"{_safe(config.task)}__{_safe(config.encoder)}__{config.settings.probe}"
+    stem = out_dir / "parts" / f"{safe_name(config.task)}__{safe_name(config.encoder)}__{config.settings.probe}"
     return {"results": stem.with_suffix(".results.parquet"), "predictions": stem.with_suffix(".predictions.parquet"),
             "meta": stem.with_suffix(".json")}
 
@@ -224,7 +234,7 @@ def _sort(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return df.sort_values(keys, kind="mergesort").reset_index(drop=True)
 
 
-def _best_layers(results: pd.DataFrame) -> dict[tuple, str]:
+def best_layers(results: pd.DataFrame) -> dict[tuple, str]:
     """Each (task, encoder, probe)'s layer with the best mean inner-CV accuracy (chosen on train only)."""
     cv = results[(results.metric == "cv_accuracy") & results.value.notna()]
     if cv.empty:
@@ -246,7 +256,7 @@ def compare_encoders(predictions: pd.DataFrame, results: pd.DataFrame, *, n_perm
     rows: list[dict[str, Any]] = []
     if predictions.empty:
         return pd.DataFrame(columns=COMPARISON_COLUMNS)
-    best = _best_layers(results)
+    best = best_layers(results)
     for (dataset, task, probe), grp in predictions.groupby(["dataset", "task", "probe"], sort=True):
         encoders = sorted(grp.encoder.unique())
         per_item = grp.groupby(["encoder", "layer", "example_id"], sort=True).correct.mean()
@@ -267,7 +277,7 @@ def compare_encoders(predictions: pd.DataFrame, results: pd.DataFrame, *, n_perm
                     for kind in ("category", "relation", "k", "question_type"):
                         if kind in meta.columns:
                             vals = meta.loc[common, kind].to_numpy(dtype=object)
-                            subsets += [(kind, v, vals == v) for v in sorted({v for v in vals if v is not None})]
+                            subsets += [(kind, v, vals == v) for v in sorted({v for v in vals if pd.notna(v)})]
                     fam: list[dict[str, Any]] = []
                     for kind, value, mask in subsets:
                         xa, xb = sa.to_numpy()[mask], sb.to_numpy()[mask]
@@ -287,7 +297,8 @@ def compare_encoders(predictions: pd.DataFrame, results: pd.DataFrame, *, n_perm
     return _sort(df, ["dataset", "task", "probe", "encoder_a", "encoder_b", "selection", "subset_kind", "subset"])
 
 
-def _versions() -> dict[str, str]:
+def package_versions() -> dict[str, str]:
+    """Python, platform and the versions of the packages a run's numbers depend on (for manifests)."""
     out = {"python": sys.version.split()[0], "platform": platform.platform()}
     for pkg in ("spatial-probing", "torch", "transformers", "sentence-transformers", "scikit-learn", "numpy",
                 "pandas", "scipy", "statsmodels"):
@@ -327,7 +338,7 @@ def assemble(out_dir: str | Path, *, command: str = "", config: dict[str, Any] |
     seeds = sorted({s for u in units for s in u["unit"]["settings"]["seeds"]})
     atomic_write_json(paths["manifest"], {
         "command": command, "config": config or {}, "started": started,
-        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), "versions": _versions(),
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), "versions": package_versions(),
         "seeds": seeds, "units": units,
         "tables_sha256": {k: hashlib.sha256(p.read_bytes()).hexdigest() for k, p in paths.items() if k != "manifest"}})
     return paths

@@ -5,7 +5,10 @@
 * :func:`mcnemar_exact` — exact (binomial) McNemar test on two classifiers' paired correctness.
 * :func:`paired_permutation` — sign-flip permutation test on paired per-item scores (exact
   enumeration when it is small enough, Monte Carlo otherwise).
-* :func:`holm` — Holm step-down correction (statsmodels).
+* :func:`bootstrap_mean` — the same bootstrap for the mean of per-item scores (e.g. selectivity's
+  per-item task-minus-control differences).
+* :func:`holm` — Holm step-down correction (vectorised; equal to statsmodels' ``multipletests``, which
+  is ~0.3 s a call here because it runs the garbage collector).
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ from itertools import product
 
 import numpy as np
 from scipy import stats as sps
-from statsmodels.stats.multitest import multipletests
 
 METRICS = ("accuracy", "macro_f1")
 
@@ -64,14 +66,36 @@ def bootstrap_metric(metric: str, y_true: Sequence, y_pred: Sequence, *, n_boot:
     value = float(_weighted_metric(metric, yt, yp, np.ones((1, yt.size)))[0])
     if yt.size < 2:
         return value, float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, yt.size, size=(n_boot, yt.size))
-    w = np.zeros((n_boot, yt.size))
-    np.add.at(w, (np.repeat(np.arange(n_boot), yt.size), idx.ravel()), 1.0)
-    boot = _weighted_metric(metric, yt, yp, w)
+    return (value, *_percentiles(_weighted_metric(metric, yt, yp, _resample_weights(yt.size, n_boot, seed)),
+                                 confidence))
+
+
+def bootstrap_mean(scores: Sequence[float], *, n_boot: int = 1000, seed: int = 0,
+                   confidence: float = 0.95) -> tuple[float, float, float]:
+    """``(mean, ci_low, ci_high)`` of per-item scores, percentile bootstrap over items (as :func:`bootstrap_metric`)."""
+    x = np.asarray(scores, dtype=np.float64)
+    if x.ndim != 1:
+        raise ValueError(f"bootstrap_mean: expected a 1-D array of per-item scores, got shape {x.shape}")
+    if x.size == 0:
+        return float("nan"), float("nan"), float("nan")
+    if x.size < 2:
+        return float(x[0]), float("nan"), float("nan")
+    w = _resample_weights(x.size, n_boot, seed)
+    return (float(x.mean()), *_percentiles((w @ x) / x.size, confidence))
+
+
+def _resample_weights(n: int, n_boot: int, seed: int) -> np.ndarray:
+    """``(n_boot, n)`` counts of how often each item is drawn in each resample with replacement."""
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    w = np.zeros((n_boot, n))
+    np.add.at(w, (np.repeat(np.arange(n_boot), n), idx.ravel()), 1.0)
+    return w
+
+
+def _percentiles(boot: np.ndarray, confidence: float) -> tuple[float, float]:
     alpha = (1 - confidence) / 2
     lo, hi = np.quantile(boot, [alpha, 1 - alpha])
-    return value, float(lo), float(hi)
+    return float(lo), float(hi)
 
 
 def mcnemar_exact(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> float:
@@ -117,5 +141,11 @@ def holm(pvalues: Sequence[float]) -> np.ndarray:
     out = np.full_like(p, np.nan)
     ok = ~np.isnan(p)
     if ok.any():
-        out[ok] = multipletests(p[ok], method="holm")[1]
+        q = p[ok]
+        order = np.argsort(q, kind="mergesort")
+        m = q.size
+        stepped = np.maximum.accumulate((m - np.arange(m)) * q[order])  # (m - i) p_(i), kept monotone
+        adjusted = np.empty(m)
+        adjusted[order] = np.minimum(stepped, 1.0)
+        out[ok] = adjusted
     return out

@@ -24,7 +24,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from spatial_probing.lab.compare import objective_comparisons, objective_summary, parse_lab_encoder
-from spatial_probing.probe.runner import _best_layers
+from spatial_probing.probe.runner import best_layers
 from spatial_probing.report.tables import RunTables
 
 ALPHA = 0.05
@@ -128,7 +128,7 @@ class RunAnalysis:
         r = self.tables.results
         if r is None or r.empty:
             return {}
-        best = _best_layers(r) if self.selection == "best-cv" else {}
+        best = best_layers(r) if self.selection == "best-cv" else {}
         out = {}
         for (task, encoder, probe), grp in r.groupby(["task", "encoder", "probe"], sort=True):
             layers = sorted(set(grp.layer), key=layer_sort_key)

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from spatial_probing.data.schema import Example
 from spatial_probing.io import atomic_path, atomic_write_json, sha256_bytes, sha256_texts
-from spatial_probing.probe.runner import _cap, _safe, _versions
+from spatial_probing.probe.runner import package_versions, safe_name, task_examples
 from spatial_probing.probe.tasks import TASKS, get_task
 from spatial_probing.rsa.compare import COMPARISON_METHODS
 from spatial_probing.rsa.inference import bootstrap_ci, permutation_test
@@ -125,12 +125,9 @@ class RSAUnit(BaseModel):
 
 def probe_examples(unit: RSAUnit, data_dir: str | Path | None = None) -> list[Example]:
     """The examples the probe step embeds for ``unit.task`` (same loading, split policy and caps)."""
-    task = get_task(unit.task)
-    spec = task.spec
-    examples = task.load(data_dir, split=unit.split or spec.split, **unit.load_kwargs)
-    examples = _cap([e for e in examples if e.split in spec.train_splits], unit.max_train, unit.probe_seed) + \
-        _cap([e for e in examples if e.split not in spec.train_splits], unit.max_test, unit.probe_seed)
-    return task.items(examples).examples
+    examples = task_examples(unit.task, data_dir=data_dir, split=unit.split, load_kwargs=unit.load_kwargs,
+                             max_train=unit.max_train, max_test=unit.max_test, seed=unit.probe_seed)
+    return get_task(unit.task).items(examples).examples
 
 
 def select_items(examples: Sequence[Example], *, max_items: int | None, seed: int) -> tuple[np.ndarray, dict[str, int]]:
@@ -191,7 +188,7 @@ def write_condition_rdms(out_dir: Path, embeddings: dict[str, np.ndarray], examp
     """``rdms/<dataset>__<encoder>__<layer>.npz`` (relation centroids and their RDM) and the references' files."""
     written = []
     for name, ref in references.items():
-        path = out_dir / "rdms" / f"{_safe(dataset)}__reference__{_safe(name)}.npz"
+        path = out_dir / "rdms" / f"{safe_name(dataset)}__reference__{safe_name(name)}.npz"
         _write_npz(path, labels=ref.labels.astype(str), rdm=ref.condition_rdm.astype(np.float64))
         written.append(path.name)
     has = np.array([e.relation is not None for e in examples])
@@ -200,7 +197,7 @@ def write_condition_rdms(out_dir: Path, embeddings: dict[str, np.ndarray], examp
     labels = [str(e.relation) for e, h in zip(examples, has) if h]
     for layer, x in embeddings.items():
         names, centroids = condition_centroids(np.asarray(x)[has], labels)
-        path = out_dir / "rdms" / f"{_safe(dataset)}__{_safe(encoder)}__{_safe(layer)}.npz"
+        path = out_dir / "rdms" / f"{safe_name(dataset)}__{safe_name(encoder)}__{safe_name(layer)}.npz"
         _write_npz(path, labels=names.astype(str), rdm=to_square(calc_rdm(centroids, method=rdm_method)),
                    centroids=centroids, method=np.array(rdm_method))
         written.append(path.name)
@@ -242,7 +239,7 @@ def run_rsa_unit(unit: RSAUnit, out_dir: str | Path, *, data_dir: str | Path | N
 
 
 def _part_paths(out_dir: Path, unit: RSAUnit) -> tuple[Path, Path]:
-    stem = out_dir / "rsa_parts" / f"{_safe(unit.task)}__{_safe(unit.encoder)}"
+    stem = out_dir / "rsa_parts" / f"{safe_name(unit.task)}__{safe_name(unit.encoder)}"
     return stem.with_suffix(".parquet"), stem.with_suffix(".json")
 
 
@@ -271,7 +268,7 @@ def assemble_rsa(out_dir: str | Path, *, command: str = "", config: dict[str, An
         table.to_csv(tmp, index=False)
     atomic_write_json(paths["rsa_manifest"], {
         "command": command, "config": config or {}, "started": started,
-        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), "versions": _versions(),
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), "versions": package_versions(),
         "units": [json.loads(m.read_text()) for m in metas],
         "tables_sha256": {k: hashlib.sha256(paths[k].read_bytes()).hexdigest() for k in ("rsa", "rsa_csv")}})
     return paths
