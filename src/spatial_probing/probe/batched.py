@@ -64,7 +64,7 @@ def _fit_chunk(X: torch.Tensor, Y: torch.Tensor, W8: torch.Tensor, inv_c: torch.
 
 
 def fit_softmax_batched(X: np.ndarray, Y: np.ndarray, *, n_classes: int, C: float | np.ndarray = 1.0,
-                        weights: np.ndarray | None = None, max_iter: int = 500, tol: float = 1e-6,
+                        weights: np.ndarray | None = None, max_iter: int = 500, tol: float = 1e-4,
                         device: str = "auto", dtype: torch.dtype = torch.float32,
                         max_elements: int = 200_000_000) -> tuple[np.ndarray, np.ndarray]:
     """Fit ``G × Q`` multinomial logistic regressions; returns ``W (G, Q, d, K)`` and ``b (G, Q, K)``.
@@ -74,6 +74,8 @@ def fit_softmax_batched(X: np.ndarray, Y: np.ndarray, *, n_classes: int, C: floa
         Y: integer labels in ``[0, n_classes)``, shape ``(G, Q, n)``.
         C: inverse L2 strength (sklearn's ``C``), a scalar or ``(G, Q)``.
         weights: 0/1 row masks ``(G, Q, n)``; None trains every problem on every row.
+        tol: stop when the largest gradient entry is below it; 1e-4 is sklearn's default ``tol`` for the same
+            per-sample-scaled objective (1e-6 took ~30× longer here for the same test predictions).
         max_elements: bound on ``G × n × Q × K`` per chunk; groups are fitted in chunks under it
             (exact: the problems are independent), so memory stays bounded on CPU.
     """
