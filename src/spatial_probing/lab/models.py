@@ -65,10 +65,10 @@ class ImageEncoder(nn.Module):
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__()
         c1, c2, c3 = spec.image_channels
-        self.features = nn.Sequential(
-            nn.Conv2d(3, c1, 3, stride=2, padding=1), nn.GELU(),
-            nn.Conv2d(c1, c2, 3, stride=2, padding=1), nn.GELU(),
-            nn.Conv2d(c2, c3, 3, stride=2, padding=1), nn.GELU(),
+        self.features = nn.Sequential(  # batch norm centres away the white background every scene shares
+            nn.Conv2d(3, c1, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c1), nn.GELU(),
+            nn.Conv2d(c1, c2, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c2), nn.GELU(),
+            nn.Conv2d(c2, c3, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c3), nn.GELU(),
         )
         side = spec.image_size // 8
         self.proj = nn.Linear(c3 * side * side, spec.proj_dim)
