@@ -60,6 +60,7 @@ class RunConfig(BaseModel):
     seeds: list[int] = Field(default=[0, 1, 2, 3, 4], min_length=1)
     Cs: list[float] = Field(default=list(DEFAULT_CS), min_length=1)
     inner_folds: int = Field(default=3, ge=2)
+    max_iter: int = Field(default=100, ge=1)
     mdl_seeds: int = Field(default=1, ge=0)
     n_boot: int = Field(default=1000, ge=100)
     max_train: int | None = Field(default=None, ge=2)
@@ -102,7 +103,8 @@ class RunConfig(BaseModel):
         return [UnitConfig(task=t, encoder=e, split=self.split, layers=self.layers, max_train=self.max_train,
                            max_test=self.max_test, load_kwargs=self.task_options.get(t, {}),
                            settings=ProbeSettings(probe=p, seeds=tuple(self.seeds), Cs=tuple(self.Cs),
-                                                  inner_folds=self.inner_folds, mdl_seeds=self.mdl_seeds,
+                                                  inner_folds=self.inner_folds, max_iter=self.max_iter,
+                                                  mdl_seeds=self.mdl_seeds,
                                                   n_boot=self.n_boot, device=self.device))
                 for t in self.tasks for e in self.task_encoders.get(t, self.encoders) for p in self.probes]
 

@@ -127,3 +127,15 @@ def test_argument_order_items_are_minimal_pairs() -> None:
     assert set(items.labels) == {"subject-first", "object-first"}
     emb = np.random.default_rng(0).normal(size=(len(items.examples), 4))
     np.testing.assert_allclose(items.features(emb), emb[items.rows_a] - emb[items.rows_b])
+
+
+def test_a_part_made_with_other_weights_is_not_reused(tmp_path: Path) -> None:
+    from spatial_probing.probe.runner import part_is_current
+
+    meta = tmp_path / "unit.json"
+    meta.write_text('{"config_hash": "abc", "encoder": {"weights_hash": "w1"}}')
+    assert part_is_current(meta, "abc", "w1") and part_is_current(meta, "abc", None)
+    assert not part_is_current(meta, "abc", "w2")  # same name, retrained or replaced model
+    assert not part_is_current(meta, "xyz", "w1")
+    meta.write_text("{truncated")
+    assert not part_is_current(meta, "abc", "w1")

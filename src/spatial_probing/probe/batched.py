@@ -46,7 +46,7 @@ def _fit_chunk(X: torch.Tensor, Y: torch.Tensor, W8: torch.Tensor, inv_c: torch.
     wn = (W8 / wsum[..., None]).transpose(1, 2)  # (G, n, Q), rows of each problem sum to 1
     lam = (inv_c / wsum)[..., None]  # (G, Q, 1)
     Yt = Y.transpose(1, 2)[..., None]  # (G, n, Q, 1)
-    opt = torch.optim.LBFGS([W, b], lr=1.0, max_iter=max_iter, history_size=20, tolerance_grad=tol,
+    opt = torch.optim.LBFGS([W, b], lr=1.0, max_iter=max_iter, history_size=10, tolerance_grad=tol,
                             tolerance_change=1e-10, line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:

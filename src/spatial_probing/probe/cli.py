@@ -70,7 +70,7 @@ def probe_tasks() -> None:
 
 def run_config(config: Path = typer.Argument(..., help="Run config YAML (tasks, encoders, probes, seeds, paths).")
                ) -> None:
-    """Run data → embed → probe for every combination in CONFIG; resumes finished units."""
+    """Run data → embed → probe → RSA → report for every combination in CONFIG; resumes finished units."""
     from spatial_probing.pipeline import load_run_config, run
 
     try:

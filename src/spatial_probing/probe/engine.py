@@ -33,7 +33,8 @@ class ProbeSettings(BaseModel):
             initialisation and the MDL ordering.
         Cs: inverse L2 strengths searched by inner CV (one value: no search).
         inner_folds: inner cross-validation folds (stratified, grouped).
-        max_iter: L-BFGS iterations (linear) or epochs (MLP).
+        max_iter: L-BFGS iterations (linear; 100 as sklearn's LogisticRegression, with its tol 1e-4) or
+            epochs (MLP).
         mlp_hidden, mlp_weight_decay: MLP width and L2 penalty.
         mdl_seeds: how many of the seeds also get an MDL online code (0: none).
         n_boot: bootstrap resamples for the confidence intervals.
@@ -46,7 +47,7 @@ class ProbeSettings(BaseModel):
     seeds: tuple[int, ...] = Field(default=(0, 1, 2, 3, 4), min_length=1)
     Cs: tuple[float, ...] = Field(default=DEFAULT_CS, min_length=1)
     inner_folds: int = Field(default=3, ge=2)
-    max_iter: int = Field(default=500, ge=1)
+    max_iter: int = Field(default=100, ge=1)
     mlp_hidden: int = Field(default=256, ge=1)
     mlp_weight_decay: float = Field(default=1e-3, ge=0)
     mdl_seeds: int = Field(default=1, ge=0)

@@ -209,15 +209,29 @@ def unit_paths(out_dir: Path, config: UnitConfig) -> dict[str, Path]:
             "meta": stem.with_suffix(".json")}
 
 
-def unit_done(out_dir: Path, config: UnitConfig) -> bool:
-    """Whether this unit's part exists with the same configuration hash (then it is skipped)."""
-    meta = unit_paths(out_dir, config)["meta"]
-    if not meta.is_file():
-        return False
+def encoder_weights_hash(name: str, *, model_path: str | Path | None = None,
+                         cache_dir: str | Path | None = None) -> str:
+    """The weights hash of the encoder a unit would load (memoised beside the cache; the model is not loaded)."""
+    from spatial_probing.embed import load_encoder
+
+    memo = Path(cache_dir) / "weights-sha256.json" if cache_dir is not None else None
+    return load_encoder(name, model_path=model_path, device="cpu").weights_hash(memo_file=memo)
+
+
+def part_is_current(meta_path: Path, config_hash: str, weights_hash: str | None) -> bool:
+    """Whether a finished part was made with the same configuration and (when given) the same encoder weights,
+    so that a retrained or replaced model under the same name is never answered from old results."""
     try:
-        return json.loads(meta.read_text())["config_hash"] == config.digest()
-    except (ValueError, KeyError):
+        meta = json.loads(meta_path.read_text())
+        return meta["config_hash"] == config_hash and (weights_hash is None
+                                                       or meta["encoder"]["weights_hash"] == weights_hash)
+    except (OSError, ValueError, KeyError, TypeError):
         return False
+
+
+def unit_done(out_dir: Path, config: UnitConfig, weights_hash: str | None = None) -> bool:
+    """Whether this unit's part exists with the same configuration hash and encoder weights (then it is skipped)."""
+    return part_is_current(unit_paths(out_dir, config)["meta"], config.digest(), weights_hash)
 
 
 def write_unit(out_dir: Path, config: UnitConfig, results: pd.DataFrame, predictions: pd.DataFrame,
@@ -354,8 +368,10 @@ def run_units(configs: Sequence[UnitConfig], out_dir: str | Path, *, data_dir: s
     cache_dir = cache_dir if cache_dir is not None else out_dir / "cache"
     for config in configs:
         label = f"{config.task} × {config.encoder} ({config.settings.probe})"
-        if unit_done(out_dir, config):
-            log(f"skip {label}: done (config {config.digest()})")
+        weights = encoder_weights_hash(config.encoder, model_path=(model_paths or {}).get(config.encoder),
+                                       cache_dir=cache_dir)
+        if unit_done(out_dir, config, weights):
+            log(f"skip {label}: done (config {config.digest()}, same weights)")
             continue
         log(f"probe {label}")
         results, predictions, meta = run_unit(config, data_dir=data_dir,

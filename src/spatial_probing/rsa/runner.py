@@ -27,7 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from spatial_probing.data.schema import Example
 from spatial_probing.io import atomic_path, atomic_write_json, sha256_bytes, sha256_texts
-from spatial_probing.probe.runner import package_versions, safe_name, task_examples
+from spatial_probing.probe.runner import (encoder_weights_hash, package_versions, part_is_current, safe_name,
+                                          task_examples)
 from spatial_probing.probe.tasks import TASKS, get_task
 from spatial_probing.rsa.compare import COMPARISON_METHODS
 from spatial_probing.rsa.inference import bootstrap_ci, permutation_test
@@ -243,12 +244,9 @@ def _part_paths(out_dir: Path, unit: RSAUnit) -> tuple[Path, Path]:
     return stem.with_suffix(".parquet"), stem.with_suffix(".json")
 
 
-def _done(out_dir: Path, unit: RSAUnit) -> bool:
+def _done(out_dir: Path, unit: RSAUnit, weights_hash: str | None = None) -> bool:
     table, meta = _part_paths(out_dir, unit)
-    try:
-        return table.is_file() and json.loads(meta.read_text())["config_hash"] == unit.digest()
-    except (OSError, ValueError, KeyError):
-        return False
+    return table.is_file() and part_is_current(meta, unit.digest(), weights_hash)
 
 
 def assemble_rsa(out_dir: str | Path, *, command: str = "", config: dict[str, Any] | None = None,
@@ -284,7 +282,9 @@ def run_rsa(units: Sequence[RSAUnit], out_dir: str | Path, *, data_dir: str | Pa
     cache_dir = cache_dir if cache_dir is not None else out_dir / "cache"
     for unit in units:
         label = f"{unit.task} × {unit.encoder}"
-        if _done(out_dir, unit):
+        weights = encoder_weights_hash(unit.encoder, model_path=(model_paths or {}).get(unit.encoder),
+                                       cache_dir=cache_dir)
+        if _done(out_dir, unit, weights):
             log(f"skip rsa {label}: done (config {unit.digest()})")
             continue
         log(f"rsa {label}")
