@@ -34,15 +34,22 @@ app.command("rsa")(rsa_command)
 
 
 @app.command()
-def demo(out: Path = typer.Option(Path("demo-output"), "--out", help="Where the demo writes its outputs.")) -> None:
-    """The main job on the embedded default (synthetic scenes): writes its outputs under OUT."""
-    from spatial_probing.data import load_dataset
-    from spatial_probing.data.summary import summarize
-    from spatial_probing.data.synthetic import write_images
-    from spatial_probing.io import atomic_write_json, atomic_write_text
+def demo(out: Path = typer.Option(Path("demo-output"), "--out", help="Where the demo writes its outputs."),
+         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps.")) -> None:
+    """The main job on the embedded default (synthetic scenes, offline encoders, the grounding lab): data →
+    embed → probe → RSA → report under OUT; re-running resumes."""
+    import shlex
+    import sys
+    import time
 
-    examples = load_dataset("synthetic")
-    atomic_write_text(out / "data" / "examples.jsonl", "".join(e.model_dump_json() + "\n" for e in examples))
-    write_images(examples, out / "data" / "images")
-    atomic_write_json(out / "data" / "summary.json", summarize(examples))
-    typer.echo(f"synthetic scenes: {len(examples)} captions → {out / 'data'} (summary.json, examples.jsonl, images/)")
+    from spatial_probing.data import DataError
+    from spatial_probing.demo import run_demo
+
+    start = time.perf_counter()
+    try:
+        paths = run_demo(out, device=device, command=shlex.join(sys.argv), log=typer.echo)
+    except (ValueError, DataError, FileNotFoundError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"demo finished in {time.perf_counter() - start:.0f} s; tables, figures and caches under {out}/")
+    typer.echo(f"report: {paths['report'].resolve()}")

@@ -18,6 +18,7 @@ Example ``run.yaml``::
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -133,11 +134,11 @@ def load_run_config(path: str | Path) -> RunConfig:
         issues = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
         raise ValueError(f"{path}: invalid run config: {issues}") from None
     base = path.resolve().parent
-    fix = {k: (base / v if v is not None and not Path(v).is_absolute() else v)
+    fix = {k: (Path(os.path.normpath(base / v)) if v is not None and not Path(v).is_absolute() else v)
            for k, v in (("out", config.out), ("data_dir", config.data_dir), ("cache_dir", config.cache_dir),
                         ("image_dir", config.image_dir), ("lab", config.lab))}
-    paths = {k: (v if Path(v).is_absolute() else base / v) for k, v in config.model_paths.items()}
-    registries = [p if p.is_absolute() else base / p for p in config.encoder_registries]
+    paths = {k: (v if Path(v).is_absolute() else Path(os.path.normpath(base / v))) for k, v in config.model_paths.items()}
+    registries = [p if p.is_absolute() else Path(os.path.normpath(base / p)) for p in config.encoder_registries]
     return config.model_copy(update={**fix, "model_paths": paths, "encoder_registries": registries})
 
 
