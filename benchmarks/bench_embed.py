@@ -1,0 +1,211 @@
+"""Embed-stage benchmark: our encoder and cache vs ``SentenceTransformer.encode``, side by side in one run.
+
+On 2,000 VSR captions (random split, train) with real all-mpnet-base-v2 on this machine's CPU:
+
+* final-layer throughput ÷ ``SentenceTransformer.encode`` throughput     (target ≥ 1.0)
+  — reported on the 2,000 captions as given (duplicates included, which our encoder
+  embeds once) and, separately, on the distinct captions only (the engine alone);
+* all-layers extraction time ÷ final-layer time                          (target ≤ 1.1);
+* warm-cache time ÷ cold time for ``embed_examples`` with a fresh encoder (target ≤ 0.02);
+* peak resident memory of each job, each in a fresh process.
+
+Timings are medians over ``--repeats`` interleaved runs. The machine may be shared with other
+work, so each job's process CPU time is recorded next to its wall time, ratios are given for
+both, and the load average is logged at the start and end.
+Run by hand:  python benchmarks/bench_embed.py [--model-path DIR] [--data-dir DIR]
+Writes benchmarks/results/embed.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import multiprocessing as mp
+import os
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+N_CAPTIONS = 2000
+BATCH_SIZE = 32
+
+
+def _default_model_dir() -> Path | None:
+    for c in (os.environ.get("SPATIAL_PROBING_MPNET_DIR"), "/work/models/all-mpnet-base-v2",
+              ROOT.parent / "shared" / "models" / "all-mpnet-base-v2"):
+        if c and Path(c).is_dir():
+            return Path(c)
+    return None
+
+
+def _captions(data_dir: Path) -> list:
+    from spatial_probing.data import load_dataset
+
+    return load_dataset("vsr", data_dir=data_dir, variant="random", split="train")[:N_CAPTIONS]
+
+
+def _peak_rss_job(job: str, model_dir: str, data_dir: str, queue) -> None:
+    """Child process: run one job once and report its peak RSS in MiB."""
+    from sentence_transformers import SentenceTransformer
+
+    from spatial_probing.embed import configure_threads, load_encoder
+
+    examples = _captions(Path(data_dir))
+    texts = [e.text for e in examples]
+    configure_threads()
+    if job == "sentence_transformers":
+        SentenceTransformer(model_dir, device="cpu").encode(texts, batch_size=BATCH_SIZE)
+    else:
+        load_encoder("sbert-mpnet", model_path=model_dir, device="cpu", batch_size=BATCH_SIZE).encode(
+            texts, layers="final" if job == "ours_final" else "all")
+    queue.put(_vm_hwm_mib())
+
+
+def _vm_hwm_mib() -> float:
+    """This process's peak resident memory (VmHWM). Not ``ru_maxrss``: on Linux that survives fork + exec,
+    so a spawned child would report its (bigger) parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _peak_rss(job: str, model_dir: Path, data_dir: Path) -> float:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_peak_rss_job, args=(job, str(model_dir), str(data_dir), queue))
+    proc.start()
+    value = queue.get()
+    proc.join()
+    return round(value, 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model-path", type=Path, default=_default_model_dir())
+    parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("SPATIAL_PROBING_DATA",
+                                                                           ROOT.parent / "shared" / "data")))
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "embed.json")
+    args = parser.parse_args()
+    if args.model_path is None or not args.model_path.is_dir():
+        sys.exit("all-mpnet-base-v2 not found: pass --model-path DIR (../shared/tools/get-models.sh DIR)")
+
+    import numpy as np
+    import sentence_transformers
+    import torch
+    import transformers
+    from sentence_transformers import SentenceTransformer
+
+    from spatial_probing.embed import configure_threads, embed_examples, load_encoder
+    from spatial_probing.io import atomic_write_json
+
+    examples = _captions(args.data_dir)
+    texts = [e.text for e in examples]
+    unique = list(dict.fromkeys(texts))
+    threads = configure_threads()
+    st = SentenceTransformer(str(args.model_path), device="cpu")
+    ours = load_encoder("sbert-mpnet", model_path=args.model_path, device="cpu", batch_size=BATCH_SIZE)
+    ours.encode(texts[:64], layers="final")  # load weights and warm up both before timing
+    st.encode(texts[:64], batch_size=BATCH_SIZE)
+
+    def timed(fn) -> tuple[float, float]:
+        """(wall seconds, process CPU seconds) of one call."""
+        start, cpu = time.perf_counter(), time.process_time()
+        fn()
+        return time.perf_counter() - start, time.process_time() - cpu
+
+    jobs = {
+        "sentence_transformers": lambda: st.encode(texts, batch_size=BATCH_SIZE),
+        "ours_final": lambda: ours.encode(texts, layers="final"),
+        "ours_all_layers": lambda: ours.encode(texts, layers="all"),
+        "sentence_transformers_unique": lambda: st.encode(unique, batch_size=BATCH_SIZE),
+        "ours_final_unique": lambda: ours.encode(unique, layers="final"),
+    }
+    load_start = os.getloadavg()
+    times: dict[str, list[float]] = {k: [] for k in jobs}
+    cpu: dict[str, list[float]] = {k: [] for k in jobs}
+    for r in range(args.repeats):  # interleaved, so load changes hit every job alike
+        for name, fn in jobs.items():
+            wall, used = timed(fn)
+            times[name].append(wall)
+            cpu[name].append(used)
+            print(f"repeat {r + 1}/{args.repeats} {name}: {wall:.2f} s wall, {used:.2f} s CPU", flush=True)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
+
+    # equality check alongside the speed figures
+    ref = st.encode(texts, batch_size=BATCH_SIZE)
+    max_abs_diff = float(np.abs(ours.encode(texts, layers="final")["final"] - ref).max())
+
+    cold, warm = [], []
+    for _ in range(args.repeats):
+        with tempfile.TemporaryDirectory() as cache:
+            enc = load_encoder("sbert-mpnet", model_path=args.model_path, device="cpu", batch_size=BATCH_SIZE)
+            cold.append(timed(lambda: embed_examples(examples, enc, layers="all", cache_dir=cache,
+                                                     show_progress=False))[0])
+            enc = load_encoder("sbert-mpnet", model_path=args.model_path, device="cpu", batch_size=BATCH_SIZE)
+            warm.append(timed(lambda: embed_examples(examples, enc, layers="all", cache_dir=cache,
+                                                     show_progress=False))[0])
+            assert enc._model is None, "a warm run must not load the model"
+            print(f"cache cold {cold[-1]:.2f} s, warm {warm[-1]:.3f} s", flush=True)
+
+    peak = {job: _peak_rss(job, args.model_path, args.data_dir) for job in ("sentence_transformers", "ours_all_layers")}
+    load_end = os.getloadavg()
+    final_ratio = med["sentence_transformers"] / med["ours_final"]
+    unique_ratio = med["sentence_transformers_unique"] / med["ours_final_unique"]
+    all_ratio = med["ours_all_layers"] / med["ours_final"]
+    cpu_final_ratio = med_cpu["sentence_transformers"] / med_cpu["ours_final"]
+    cpu_unique_ratio = med_cpu["sentence_transformers_unique"] / med_cpu["ours_final_unique"]
+    cpu_all_ratio = med_cpu["ours_all_layers"] / med_cpu["ours_final"]
+    cache_ratio = statistics.median(warm) / statistics.median(cold)
+    result = {
+        "benchmark": "embed",
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpu_count": os.cpu_count(),
+                    "torch_threads": threads, "python": platform.python_version(), "torch": torch.__version__,
+                    "transformers": transformers.__version__,
+                    "sentence_transformers": sentence_transformers.__version__,
+                    "load_average_1_5_15min": {"start": [round(x, 2) for x in load_start],
+                                               "end": [round(x, 2) for x in load_end]}},
+        "setup": {"model": "sentence-transformers/all-mpnet-base-v2", "model_path": str(args.model_path),
+                  "data": "VSR random split, train, first 2,000 captions", "n_captions": len(texts),
+                  "n_distinct_captions": len(unique), "batch_size": BATCH_SIZE, "device": "cpu",
+                  "repeats": args.repeats, "n_layers_all": len(ours.layer_names)},
+        "seconds_median": {k: round(v, 3) for k, v in med.items()},
+        "seconds_all": {k: [round(x, 3) for x in v] for k, v in times.items()},
+        "cpu_seconds_median": {k: round(v, 3) for k, v in med_cpu.items()},
+        "cache_seconds": {"cold": [round(x, 3) for x in cold], "warm": [round(x, 4) for x in warm]},
+        "throughput_captions_per_s": {"sentence_transformers": round(len(texts) / med["sentence_transformers"], 1),
+                                      "ours_final": round(len(texts) / med["ours_final"], 1),
+                                      "ours_all_layers": round(len(texts) / med["ours_all_layers"], 1)},
+        "peak_rss_mib_fresh_process": peak,
+        "final_vs_sentence_transformers_max_abs_diff": max_abs_diff,
+        "ratios": {
+            "final_throughput_vs_sentence_transformers": {"value": round(final_ratio, 3), "target": ">= 1.0",
+                                                          "met": final_ratio >= 1.0,
+                                                          "cpu_time_ratio": round(cpu_final_ratio, 3)},
+            "final_throughput_vs_sentence_transformers_distinct_inputs": {
+                "value": round(unique_ratio, 3), "target": "(engine only; no target)",
+                "cpu_time_ratio": round(cpu_unique_ratio, 3),
+                "note": "both embed the same distinct captions, so de-duplication plays no part"},
+            "all_layers_time_vs_final_time": {"value": round(all_ratio, 3), "target": "<= 1.1",
+                                              "met": all_ratio <= 1.1, "cpu_time_ratio": round(cpu_all_ratio, 3)},
+            "warm_cache_time_vs_cold_time": {"value": round(cache_ratio, 4), "target": "<= 0.02",
+                                             "met": cache_ratio <= 0.02},
+        },
+    }
+    atomic_write_json(args.out, result)
+    print(f"wrote {args.out}")
+    for k, v in result["ratios"].items():
+        print(f"  {k}: {v['value']} (target {v['target']})")
+    print(f"  peak RSS MiB: {peak}")
+
+
+if __name__ == "__main__":
+    main()
