@@ -58,5 +58,14 @@ def test_shipped_configs_are_valid() -> None:
     default = load_lab_config(ROOT / "configs" / "lab.yaml")
     assert default.objectives == ("mlm", "textcl", "vision") and len(default.seeds) == 3
     assert default.model == LabConfig().model and default.train == LabConfig().train  # the code's defaults
-    demo = load_lab_config(ROOT / "configs" / "lab-demo.yaml")
+    demo = load_lab_config(ROOT / "src" / "spatial_probing" / "configs" / "lab-demo.yaml")  # what `demo` runs
     assert demo.objectives == default.objectives and demo.model == default.model
+
+
+@pytest.mark.parametrize("name", ["configs/study.yaml", "configs/study-offline.yaml",
+                                  "src/spatial_probing/configs/demo.yaml"])
+def test_shipped_run_configs_validate(name: str) -> None:
+    from spatial_probing.pipeline import load_run_config
+
+    config = load_run_config(ROOT / name)
+    assert config.units() and config.rsa is not None and config.report
