@@ -9,11 +9,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
+import sys
 import tempfile
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
+from importlib import metadata
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any, Iterator, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
 
 
 @contextmanager
@@ -86,3 +94,36 @@ def sha256_texts(texts: Iterable[str]) -> str:
         h.update(len(b).to_bytes(8, "little"))
         h.update(b)
     return h.hexdigest()
+
+
+def read_yaml_model(path: str | os.PathLike[str], model: type[M], *, what: str, expected: str) -> M:
+    """Read a YAML mapping from ``path`` and validate it as ``model``; errors name the file and each bad field.
+
+    ``what`` names the file in messages ("run config"); ``expected`` lists its main keys. An empty file is
+    an empty mapping (every field at its default).
+    """
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as err:
+        raise ValueError(f"{path}: cannot read the {what}: {err}") from None
+    raw = {} if raw is None else raw
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a YAML mapping ({expected}), got {type(raw).__name__}")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as err:
+        issues = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}" for e in err.errors())
+        raise ValueError(f"{path}: invalid {what}: {issues}") from None
+
+
+def package_versions() -> dict[str, str]:
+    """Python, platform and the versions of the packages a run's numbers depend on (for manifests)."""
+    out = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for pkg in ("spatial-probing", "torch", "transformers", "sentence-transformers", "scikit-learn", "numpy",
+                "pandas", "scipy", "statsmodels"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            continue
+    return out

@@ -22,9 +22,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from spatial_probing.io import read_yaml_model
 from spatial_probing.probe.engine import ProbeSettings
 from spatial_probing.probe.estimators import DEFAULT_CS
 from spatial_probing.probe.runner import UnitConfig, run_units
@@ -122,23 +122,15 @@ class RunConfig(BaseModel):
 def load_run_config(path: str | Path) -> RunConfig:
     """Read and validate a run YAML; errors name the file and the offending field."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as err:
-        raise ValueError(f"{path}: cannot read the run config: {err}") from None
-    if not isinstance(raw, dict):
-        raise ValueError(f"{path}: expected a YAML mapping (out, tasks, encoders, ...), got {type(raw).__name__}")
-    try:
-        config = RunConfig.model_validate(raw)
-    except ValidationError as err:
-        issues = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
-        raise ValueError(f"{path}: invalid run config: {issues}") from None
+    config = read_yaml_model(path, RunConfig, what="run config", expected="out, tasks, encoders, ...")
     base = path.resolve().parent
-    fix = {k: (Path(os.path.normpath(base / v)) if v is not None and not Path(v).is_absolute() else v)
-           for k, v in (("out", config.out), ("data_dir", config.data_dir), ("cache_dir", config.cache_dir),
-                        ("image_dir", config.image_dir), ("lab", config.lab))}
-    paths = {k: (v if Path(v).is_absolute() else Path(os.path.normpath(base / v))) for k, v in config.model_paths.items()}
-    registries = [p if p.is_absolute() else Path(os.path.normpath(base / p)) for p in config.encoder_registries]
+
+    def here(p: Path | None) -> Path | None:  # relative to the YAML's folder, normalised
+        return p if p is None or Path(p).is_absolute() else Path(os.path.normpath(base / p))
+
+    fix = {k: here(getattr(config, k)) for k in ("out", "data_dir", "cache_dir", "image_dir", "lab")}
+    paths = {k: here(v) for k, v in config.model_paths.items()}
+    registries = [here(p) for p in config.encoder_registries]
     return config.model_copy(update={**fix, "model_paths": paths, "encoder_registries": registries})
 
 

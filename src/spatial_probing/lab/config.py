@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from spatial_probing.data.synthetic import RELATIONS
+from spatial_probing.io import read_yaml_model
 
 Objective = Literal["mlm", "textcl", "vision"]
 OBJECTIVES: tuple[Objective, ...] = ("mlm", "textcl", "vision")
@@ -143,20 +143,8 @@ def encoder_name(prefix: str, objective: str, seed: int) -> str:
 def load_lab_config(path: str | Path) -> LabConfig:
     """Read and validate a lab YAML; a relative ``out`` is resolved against the YAML's folder."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as err:
-        raise ValueError(f"{path}: cannot read the lab config: {err}") from None
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ValueError(f"{path}: expected a YAML mapping (out, objectives, seeds, model, data, train), "
-                         f"got {type(raw).__name__}")
-    try:
-        config = LabConfig.model_validate(raw)
-    except ValidationError as err:
-        issues = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}" for e in err.errors())
-        raise ValueError(f"{path}: invalid lab config: {issues}") from None
+    config = read_yaml_model(path, LabConfig, what="lab config",
+                             expected="out, objectives, seeds, model, data, train")
     if not config.out.is_absolute():
         config = config.model_copy(update={"out": path.resolve().parent / config.out})
     return config

@@ -11,9 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -28,7 +26,7 @@ import yaml
 from torch import nn
 from tqdm.auto import tqdm
 
-from spatial_probing.io import atomic_write_json, atomic_write_text, sha256_file
+from spatial_probing.io import atomic_write_json, atomic_write_text, package_versions, sha256_file
 from spatial_probing.lab.config import OBJECTIVE_DESCRIPTIONS, LabConfig, encoder_name
 from spatial_probing.lab.data import SPECIAL_TOKENS, Corpus, build_corpus, build_tokenizer, image_batch
 from spatial_probing.lab.models import (
@@ -265,13 +263,6 @@ def registry_entries(config: LabConfig, corpus_summary: dict | None = None) -> l
             for o in config.objectives for s in config.seeds]
 
 
-def _versions() -> dict:
-    import transformers
-
-    return {"python": sys.version.split()[0], "torch": torch.__version__, "transformers": transformers.__version__,
-            "platform": platform.platform(), "cpu_count": os.cpu_count()}
-
-
 def train_lab(config: LabConfig, *, out: str | Path | None = None, device: str | None = None, force: bool = False,
               show_progress: bool = True, command: str = "", log: Callable[[str], object] = print
               ) -> list[TrainedEncoder]:
@@ -308,7 +299,7 @@ def train_lab(config: LabConfig, *, out: str | Path | None = None, device: str |
                     save_encoder(encoder, tokenizer, model_dir)
                     entry.update(weights_sha256=sha256_file(model_dir / "model.safetensors"), started=started_run,
                                  ended=datetime.now(timezone.utc).isoformat(), data=corpus.summary,
-                                 versions=_versions())
+                                 versions={**package_versions(), "cpu_count": os.cpu_count()})
                     atomic_write_json(log_path, entry)
                 else:
                     entry = previous
@@ -324,7 +315,7 @@ def train_lab(config: LabConfig, *, out: str | Path | None = None, device: str |
         "command": command, "config": config.model_dump(mode="json"), "config_hash": config.hash(),
         "device": str(dev), "started": started, "ended": datetime.now(timezone.utc).isoformat(),
         "wall_s": time.perf_counter() - t0, "data": corpus.summary, "vocabulary_size": len(tokenizer),
-        "versions": _versions(), "registry": REGISTRY_FILE,
+        "versions": {**package_versions(), "cpu_count": os.cpu_count()}, "registry": REGISTRY_FILE,
         "encoders": [{**{k: v for k, v in asdict(r).items() if k not in ("path", "log_path")},
                       "path": r.path.name, "log": str(r.log_path.relative_to(out))} for r in results],
     })

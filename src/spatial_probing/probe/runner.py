@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform
 import re
-import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +21,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from spatial_probing.data.schema import Example
-from spatial_probing.io import atomic_path, atomic_write_json, sha256_bytes, sha256_texts
+from spatial_probing.io import atomic_path, atomic_write_json, package_versions, sha256_bytes, sha256_texts
 from spatial_probing.probe.controls import chance_level, majority_label
 from spatial_probing.probe.engine import LayerSeedResult, ProbeSettings, probe_arrays
 from spatial_probing.probe.splits import outer_folds, overlap_report
@@ -309,18 +306,6 @@ def compare_encoders(predictions: pd.DataFrame, results: pd.DataFrame, *, n_perm
                     rows += fam
     df = pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
     return _sort(df, ["dataset", "task", "probe", "encoder_a", "encoder_b", "selection", "subset_kind", "subset"])
-
-
-def package_versions() -> dict[str, str]:
-    """Python, platform and the versions of the packages a run's numbers depend on (for manifests)."""
-    out = {"python": sys.version.split()[0], "platform": platform.platform()}
-    for pkg in ("spatial-probing", "torch", "transformers", "sentence-transformers", "scikit-learn", "numpy",
-                "pandas", "scipy", "statsmodels"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            continue
-    return out
 
 
 def assemble(out_dir: str | Path, *, command: str = "", config: dict[str, Any] | None = None,

@@ -26,9 +26,8 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from spatial_probing.data.schema import Example
-from spatial_probing.io import atomic_path, atomic_write_json, sha256_bytes, sha256_texts
-from spatial_probing.probe.runner import (encoder_weights_hash, package_versions, part_is_current, safe_name,
-                                          task_examples)
+from spatial_probing.io import atomic_path, atomic_write_json, package_versions, sha256_bytes, sha256_texts
+from spatial_probing.probe.runner import encoder_weights_hash, part_is_current, safe_name, task_examples
 from spatial_probing.probe.tasks import TASKS, get_task
 from spatial_probing.rsa.compare import COMPARISON_METHODS
 from spatial_probing.rsa.inference import bootstrap_ci, permutation_test
