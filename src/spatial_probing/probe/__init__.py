@@ -1,7 +1,8 @@
 """Probe stage: probes with controls, layer curves, MDL and paired statistics.
 
 * estimators — :class:`LinearProbe`, :class:`MLPProbe` (scikit-learn compatible);
-* batched — all layers × seeds × (task, control) × inner-CV problems fitted as one torch L-BFGS run;
+* batched — all layers × seeds × (task, control) × inner-CV problems fitted together (per-problem
+  L-BFGS in lockstep, preconditioned, duplicates fitted once);
 * tasks — :class:`TaskSpec` metadata and task classes in a registry (:func:`get_task`);
 * engine — :func:`probe_arrays` on feature arrays; runner — tasks × encoders → run tables.
 """
