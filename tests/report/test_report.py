@@ -167,3 +167,19 @@ def test_images_load_in_headless_chromium(built: tuple[Path, str], tmp_path: Pat
     m = re.search(r"<title>loaded (\d+) of (\d+)</title>", dom)
     assert m, dom[:500]
     assert m.group(1) == m.group(2) == str(len(FIGURE_NAMES))
+
+
+def test_report_table_shows_the_pairs_a_question_asks_for(built: tuple[Path, str]) -> None:
+    from spatial_probing.report.summary import is_reported_pair
+
+    assert is_reported_pair("clip-text", "sbert-mpnet") and is_reported_pair("random-init:bert", "bert")
+    assert is_reported_pair("static:bert", "bert") and is_reported_pair("lab-mlm-s0", "lab-vision-s0")
+    assert not is_reported_pair("random-init:bert", "sbert-mpnet")
+    assert not is_reported_pair("static:bert", "random-init:bert")
+    assert not is_reported_pair("lab-mlm-s0", "lab-mlm-s1") and not is_reported_pair("lab-mlm-s0", "lab-vision-s1")
+    assert not is_reported_pair("lab-vision-s0", "sbert-mpnet")
+    _, html = built
+    table = html[html.index('id="comparisons"'):html.index('id="categories"')]
+    assert "random-init:bert (layer" in table and "bert (layer" in table
+    assert not re.search(r"random-init:bert \(layer \w+\)</td>\s*<td[^>]*>sbert-mpnet", table)
+    assert re.search(r"the other \d+ pairs .* are in comparisons\.csv", _text(table))

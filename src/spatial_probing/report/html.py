@@ -17,7 +17,8 @@ from spatial_probing.io import atomic_write_text
 from spatial_probing.lab.compare import parse_lab_encoder
 from spatial_probing.lab.config import OBJECTIVE_DESCRIPTIONS
 from spatial_probing.report.figures import Plot, make_figures
-from spatial_probing.report.summary import ALPHA, RunAnalysis, format_p, is_control, is_grounded, points
+from spatial_probing.report.summary import (ALPHA, RunAnalysis, format_p, is_control, is_grounded, is_reported_pair,
+                                            points)
 from spatial_probing.report.tables import RunTables, load_run
 from spatial_probing.report.template import MACROS, TEMPLATE
 
@@ -63,8 +64,11 @@ def _comparison_table(analysis: RunAnalysis) -> Table | None:
     comps = analysis.comparison_table(("all",))
     if comps.empty:
         return None
+    shown = comps[[is_reported_pair(a, b) for a, b in zip(comps.encoder_a, comps.encoder_b)]]
+    if shown.empty:
+        return None
     rows, sig = [], []
-    for r in comps.itertuples():
+    for r in shown.itertuples():
         rows.append([r.task, f"{r.encoder_a} (layer {r.layer_a})", f"{r.encoder_b} (layer {r.layer_b})",
                      _ci(r.acc_a, r.a_low, r.a_high), _ci(r.acc_b, r.b_low, r.b_high),
                      _ci(r.diff, r.diff_low, r.diff_high), _p(r.mcnemar_p), _p(r.permutation_p), _p(r.p_holm),
@@ -73,7 +77,10 @@ def _comparison_table(analysis: RunAnalysis) -> Table | None:
     return _table([("task", False), ("encoder A (layer)", False), ("encoder B (layer)", False),
                    ("accuracy A [95% CI]", True), ("accuracy B [95% CI]", True), ("A − B [95% CI]", True),
                    ("McNemar p", True), ("permutation p", True), ("Holm p", True), ("n items", True)], rows, sig,
-                  "Highlighted: Holm p < 0.05.")
+                  "Highlighted: Holm p < 0.05. Shown: real encoders against each other, each encoder against its "
+                  "own controls, lab objectives of the same seed"
+                  + (f"; the other {len(comps) - len(shown)} pairs (lab seeds against each other, controls or lab "
+                     "models against other encoders) are in comparisons.csv." if len(shown) < len(comps) else "."))
 
 
 def _accuracy_table(analysis: RunAnalysis) -> Table | None:

@@ -52,6 +52,23 @@ def is_grounded(encoder: str) -> bool:
     return lab[1] == "vision" if lab else "clip" in encoder.lower()
 
 
+def is_reported_pair(a: str, b: str) -> bool:
+    """Pairs that answer a question, shown in the report (every pair stays in ``comparisons.parquet``).
+
+    Two real encoders (neither a control nor a lab model); an encoder against its own control
+    (``random-init:X`` / ``static:X`` vs ``X``); two lab objectives of the same lab and seed. Not
+    shown: seeds of one lab objective against each other, controls against other encoders, lab
+    models against external ones — comparisons no research question asks for.
+    """
+    controls = [e for e in (a, b) if is_control(e)]
+    if controls:
+        return len(controls) == 1 and controls[0].split(":", 1)[1] == (b if controls[0] == a else a)
+    la, lb = parse_lab_encoder(a), parse_lab_encoder(b)
+    if la or lb:
+        return bool(la and lb and la[0] == lb[0] and la[2] == lb[2] and la[1] != lb[1])
+    return True
+
+
 def format_p(p: float) -> str:
     """``p = 0.003`` / ``p < 0.001`` / ``p = n/a``."""
     if p is None or not np.isfinite(p):
