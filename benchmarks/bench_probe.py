@@ -37,7 +37,8 @@ from sklearn.linear_model import LogisticRegression
 from spatial_probing.data import load_dataset
 from spatial_probing.embed import embed_examples, load_encoder
 from spatial_probing.io import atomic_write_json
-from spatial_probing.probe.batched import fit_softmax_batched, resolve_device, standardize
+from spatial_probing.embed import resolve_device
+from spatial_probing.probe.batched import fit_softmax_batched, standardize
 from spatial_probing.probe.controls import control_labels
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -157,3 +157,10 @@ def test_bad_inputs_raise_clear_errors(case: str, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         probe_arrays({"x": X}, y, {"x": Xte}, groups_train=[str(i) for i in range(len(y))],
                      control_types_train=["t"] * len(y), control_types_test=["t"] * len(Xte), settings=FAST)
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_absent_device_is_a_clear_error() -> None:
+    X, y = planted(200)
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        run({"x": X[:150]}, y[:150], {"x": X[150:]}, settings=FAST.model_copy(update={"device": "cuda"}))

@@ -33,19 +33,14 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-__all__ = ["fit_softmax_batched", "predict_log_proba_batched", "resolve_device", "standardize"]
+from spatial_probing.embed.encoders import resolve_device
+
+__all__ = ["fit_softmax_batched", "predict_log_proba_batched", "standardize"]
 
 #: Curvature pairs kept per problem (scipy's L-BFGS-B, which sklearn uses, keeps 10).
 HISTORY = 10
 #: Ridge added to the covariance eigenvalues in the preconditioner, relative to their mean.
 PRECONDITIONER_RIDGE = 0.1
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` → CUDA when available, else CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def standardize(train: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -60,13 +55,14 @@ class _Preconditioned:
     """Features of each group in the coordinates ``V`` with ``W = U D V`` (see the module docstring)."""
 
     def __init__(self, X: torch.Tensor) -> None:
-        S = torch.stack([x.double().T @ x.double() for x in X]) / X.shape[1]  # one layer at a time in float64
-        e, U = torch.linalg.eigh(S)
+        wide = torch.float32 if X.device.type == "mps" else torch.float64  # MPS has no float64
+        S = torch.stack([x.to(wide).T @ x.to(wide) for x in X]) / X.shape[1]  # one layer at a time
+        e, U = torch.linalg.eigh(S.cpu().double())  # d × d per layer: small, so on the CPU in float64
         e = e.clamp_min(0)
         D = (e + PRECONDITIONER_RIDGE * e.mean(-1, keepdim=True).clamp_min(1e-12)).rsqrt()
-        self.T = (U * D[:, None, :]).to(X.dtype)  # W = T V
+        self.T, self.U, self.Dinv, self.D2 = (t.to(device=X.device, dtype=X.dtype)
+                                              for t in (U * D[:, None, :], U, 1 / D, D.pow(2)))  # W = T V
         self.Xh = torch.bmm(X, self.T)
-        self.U, self.Dinv, self.D2 = U.to(X.dtype), (1 / D).to(X.dtype), D.pow(2).to(X.dtype)
 
 
 def _by_group(group: torch.Tensor) -> Iterator[tuple[int, torch.Tensor]]:

@@ -17,7 +17,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
-from spatial_probing.probe.batched import fit_softmax_batched, resolve_device, standardize
+from spatial_probing.embed.encoders import resolve_device
+from spatial_probing.probe.batched import fit_softmax_batched, standardize
 from spatial_probing.probe.controls import control_labels
 from spatial_probing.probe.estimators import DEFAULT_CS, MLPProbe, check_probe_inputs
 from spatial_probing.probe.mdl import online_codelength
@@ -38,7 +39,8 @@ class ProbeSettings(BaseModel):
         mlp_hidden, mlp_weight_decay: MLP width and L2 penalty.
         mdl_seeds: how many of the seeds also get an MDL online code (0: none).
         n_boot: bootstrap resamples for the confidence intervals.
-        device: ``auto`` (CUDA if present), ``cpu`` or ``cuda``.
+        device: ``auto`` (CUDA, else Apple MPS, else CPU), ``cpu``, ``cuda[:N]`` or ``mps``; an absent device
+            is an error.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
