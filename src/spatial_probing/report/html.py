@@ -65,8 +65,6 @@ def _comparison_table(analysis: RunAnalysis) -> Table | None:
     if comps.empty:
         return None
     shown = comps[[is_reported_pair(a, b) for a, b in zip(comps.encoder_a, comps.encoder_b)]]
-    if shown.empty:
-        return None
     rows, sig = [], []
     for r in shown.itertuples():
         rows.append([r.task, f"{r.encoder_a} (layer {r.layer_a})", f"{r.encoder_b} (layer {r.layer_b})",

@@ -71,7 +71,7 @@ lexical type named per task below); selectivity = accuracy − control accuracy.
 <p>Paired comparisons on the same test items ({{ selection_words }}); each item's correctness is averaged over
 probe seeds. McNemar (exact) on the per-item majority, sign-flip permutation test on the seed-averaged scores, Holm
 correction within each family of subsets. Intervals: 95%, {{ setup.ci_short }}.</p>
-{% if comparisons %}<div class="scroll">{{ table(comparisons) }}</div>{% else %}<p class="muted">No encoder comparisons in this run.</p>{% endif %}
+{% if comparisons and comparisons.rows %}<div class="scroll">{{ table(comparisons) }}</div>{% elif comparisons %}<p class="muted">{{ comparisons.caption }}</p>{% else %}<p class="muted">No encoder comparisons in this run.</p>{% endif %}
 
 <h2 id="categories">Relation categories</h2>
 {% if grounded %}
