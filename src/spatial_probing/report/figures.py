@@ -20,6 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from sklearn.decomposition import PCA  # noqa: E402
 
@@ -67,6 +68,19 @@ def _grid(n: int, *, width: float = 5.2, height: float = 3.6, max_cols: int = 2)
     return fig, axes.ravel()
 
 
+def _task_panels(plot: Plot, table: pd.DataFrame, draw: Callable[[Axes, str, pd.DataFrame], None], *,
+                 width: float) -> None:
+    """One panel per task in one column, drawn by ``draw(ax, task, rows of that task)``, legend to the right."""
+    tasks = sorted(set(table.task))
+    with plt.rc_context(STYLE):
+        fig, axes = _grid(len(tasks), width=width, max_cols=1)
+        for ax, task in zip(axes, tasks):
+            draw(ax, task, table[table.task == task].copy())
+            ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+        fig.tight_layout()
+    plot.figure = fig
+
+
 def _err(low: np.ndarray, high: np.ndarray, value: np.ndarray) -> np.ndarray:
     """Non-negative error-bar lengths (NaN bounds → no bar)."""
     return np.nan_to_num(np.vstack([value - low, high - value]).clip(min=0), nan=0.0)
@@ -94,36 +108,32 @@ def fig_category_accuracy(analysis: RunAnalysis) -> Plot:
     if table.empty:
         plot.missing = "results.parquet has no per-category accuracy rows (subset_kind == 'category') outside the lab"
         return plot
-    tasks = sorted(set(table.task))
     colours = _colours(sorted(set(table.encoder)))
-    with plt.rc_context(STYLE):
-        fig, axes = _grid(len(tasks), width=6.4, max_cols=1)
-        for ax, task in zip(axes, tasks):
-            t = table[table.task == task]
-            cats = sorted(set(t.subset))
-            encs = sorted(set(t.encoder))
-            width = 0.8 / len(encs)
-            x = np.arange(len(cats))
-            for j, enc in enumerate(encs):
-                e = t[t.encoder == enc].set_index("subset").reindex(cats)
-                ax.bar(x + (j - (len(encs) - 1) / 2) * width, e.accuracy, width, color=colours[enc][0],
-                       hatch=None if j < len(PALETTE) else "//", edgecolor="white", linewidth=0.3,
-                       yerr=_err(e.ci_low.to_numpy(), e.ci_high.to_numpy(), e.accuracy.to_numpy()), capsize=2,
-                       error_kw={"elinewidth": 0.8}, label=f"{enc} (layer {e.layer.dropna().iloc[0]})")
-            majority = t.groupby("subset").majority.mean().reindex(cats).to_numpy()
-            ax.hlines(majority, x - 0.45, x + 0.45, colors="0.25", linestyles=":", label="majority class")
-            chance = float(t.chance.mean())
-            if np.isfinite(chance):
-                ax.axhline(chance, color="0.4", ls="--", lw=1, label=f"chance ({chance:.2f})")
-            ax.set_xticks(x, cats, rotation=20 if len(cats) > 5 else 0)
-            ax.set_ylim(0, 1.05)
-            ax.set_xlabel("relation category")
-            ax.set_ylabel("test accuracy (proportion)")
-            best = t.loc[t.accuracy.idxmax()]
-            ax.set_title(f"{task}: highest is {best.encoder} on {best.subset} ({best.accuracy:.2f})")
-            ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
-        fig.tight_layout()
-    plot.figure = fig
+
+    def draw(ax: Axes, task: str, t: pd.DataFrame) -> None:
+        cats = sorted(set(t.subset))
+        encs = sorted(set(t.encoder))
+        width = 0.8 / len(encs)
+        x = np.arange(len(cats))
+        for j, enc in enumerate(encs):
+            e = t[t.encoder == enc].set_index("subset").reindex(cats)
+            ax.bar(x + (j - (len(encs) - 1) / 2) * width, e.accuracy, width, color=colours[enc][0],
+                   hatch=None if j < len(PALETTE) else "//", edgecolor="white", linewidth=0.3,
+                   yerr=_err(e.ci_low.to_numpy(), e.ci_high.to_numpy(), e.accuracy.to_numpy()), capsize=2,
+                   error_kw={"elinewidth": 0.8}, label=f"{enc} (layer {e.layer.dropna().iloc[0]})")
+        majority = t.groupby("subset").majority.mean().reindex(cats).to_numpy()
+        ax.hlines(majority, x - 0.45, x + 0.45, colors="0.25", linestyles=":", label="majority class")
+        chance = float(t.chance.mean())
+        if np.isfinite(chance):
+            ax.axhline(chance, color="0.4", ls="--", lw=1, label=f"chance ({chance:.2f})")
+        ax.set_xticks(x, cats, rotation=20 if len(cats) > 5 else 0)
+        ax.set_ylim(0, 1.05)
+        ax.set_xlabel("relation category")
+        ax.set_ylabel("test accuracy (proportion)")
+        best = t.loc[t.accuracy.idxmax()]
+        ax.set_title(f"{task}: highest is {best.encoder} on {best.subset} ({best.accuracy:.2f})")
+
+    _task_panels(plot, table, draw, width=6.4)
     plot.caption = (f"Accuracy per relation category at {_layer_words(analysis)}. Error bars: {_ci_words(analysis)}. "
                     "Dashed: chance (uniform guessing); dotted: majority-class baseline of each category's test items.")
     return plot
@@ -142,39 +152,35 @@ def fig_layer_curves(analysis: RunAnalysis) -> Plot:
         return plot
     mean = acc.groupby(["task", "encoder", "probe", "layer", "metric"], as_index=False)[
         ["value", "ci_low", "ci_high"]].mean()
-    tasks = sorted(set(mean.task))
     colours = _colours(sorted(set(mean.encoder)))
-    with plt.rc_context(STYLE):
-        fig, axes = _grid(len(tasks), width=6.4, max_cols=1)
-        for ax, task in zip(axes, tasks):
-            t = mean[mean.task == task]
-            layers = sorted(set(t.layer), key=layer_sort_key)
-            pos = {layer: i for i, layer in enumerate(layers)}
-            for (enc, probe), grp in t.groupby(["encoder", "probe"], sort=True):
-                colour, marker = colours[enc]
-                label = enc if t.probe.nunique() == 1 else f"{enc} ({probe})"
-                for metric, ls in (("accuracy", "-"), ("control_accuracy", "--")):
-                    g = grp[grp.metric == metric].sort_values("layer", key=lambda s: s.map(layer_sort_key))
-                    if g.empty:
-                        continue
-                    xs = g.layer.map(pos).to_numpy()
-                    ax.plot(xs, g.value, ls=ls, color=colour, marker=marker if ls == "-" else None, ms=4,
-                            label=label if ls == "-" else None)
-                    if ls == "-":
-                        ax.fill_between(xs, g.ci_low, g.ci_high, color=colour, alpha=0.15, lw=0)
-            chance = analysis.baseline(task, "chance")
-            if np.isfinite(chance):
-                ax.axhline(chance, color="0.4", ls=":", lw=1, label=f"chance ({chance:.2f})")
-            ax.plot([], [], color="0.3", ls="--", label="control task (dashed)")
-            ax.set_xticks(range(len(layers)), layers)
-            ax.set_xlabel("layer (0 = embeddings; final = the encoder's output embedding)")
-            ax.set_ylabel("test accuracy (proportion)")
-            ax.set_ylim(0, 1.05)
-            top = t[t.metric == "accuracy"].loc[lambda d: d.value.idxmax()]
-            ax.set_title(f"{task}: peak {top.value:.2f} ({top.encoder}, layer {top.layer})")
-            ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
-        fig.tight_layout()
-    plot.figure = fig
+
+    def draw(ax: Axes, task: str, t: pd.DataFrame) -> None:
+        layers = sorted(set(t.layer), key=layer_sort_key)
+        pos = {layer: i for i, layer in enumerate(layers)}
+        for (enc, probe), grp in t.groupby(["encoder", "probe"], sort=True):
+            colour, marker = colours[enc]
+            label = enc if t.probe.nunique() == 1 else f"{enc} ({probe})"
+            for metric, ls in (("accuracy", "-"), ("control_accuracy", "--")):
+                g = grp[grp.metric == metric].sort_values("layer", key=lambda s: s.map(layer_sort_key))
+                if g.empty:
+                    continue
+                xs = g.layer.map(pos).to_numpy()
+                ax.plot(xs, g.value, ls=ls, color=colour, marker=marker if ls == "-" else None, ms=4,
+                        label=label if ls == "-" else None)
+                if ls == "-":
+                    ax.fill_between(xs, g.ci_low, g.ci_high, color=colour, alpha=0.15, lw=0)
+        chance = analysis.baseline(task, "chance")
+        if np.isfinite(chance):
+            ax.axhline(chance, color="0.4", ls=":", lw=1, label=f"chance ({chance:.2f})")
+        ax.plot([], [], color="0.3", ls="--", label="control task (dashed)")
+        ax.set_xticks(range(len(layers)), layers)
+        ax.set_xlabel("layer (0 = embeddings; final = the encoder's output embedding)")
+        ax.set_ylabel("test accuracy (proportion)")
+        ax.set_ylim(0, 1.05)
+        top = t[t.metric == "accuracy"].loc[lambda d: d.value.idxmax()]
+        ax.set_title(f"{task}: peak {top.value:.2f} ({top.encoder}, layer {top.layer})")
+
+    _task_panels(plot, mean, draw, width=6.4)
     plot.caption = ("Overall accuracy per layer (solid; band: seed means of the per-seed 95% bootstrap bounds) and "
                     "the control task's accuracy (dashed, same colour): the gap between them is the selectivity. "
                     "Layers are ordered numerically with the final output last.")
@@ -188,33 +194,29 @@ def fig_stepgame_k(analysis: RunAnalysis) -> Plot:
     if table.empty:
         plot.missing = "results.parquet has no per-k rows (subset_kind == 'k'; StepGame)"
         return plot
-    tasks = sorted(set(table.task))
     colours = _colours(sorted(set(table.encoder)))
-    with plt.rc_context(STYLE):
-        fig, axes = _grid(len(tasks), width=6.0, max_cols=1)
-        for ax, task in zip(axes, tasks):
-            t = table[table.task == task].copy()
-            t["k_num"] = pd.to_numeric(t.subset, errors="coerce")
-            for enc, g in t.groupby("encoder", sort=True):
-                g = g.sort_values("k_num")
-                colour, marker = colours[enc]
-                ax.errorbar(g.k_num, g.accuracy, yerr=_err(g.ci_low.to_numpy(), g.ci_high.to_numpy(),
-                                                           g.accuracy.to_numpy()),
-                            color=colour, marker=marker, capsize=2, label=f"{enc} (layer {g.layer.iloc[0]})")
-            chance = float(t.chance.mean())
-            if np.isfinite(chance):
-                ax.axhline(chance, color="0.4", ls="--", lw=1, label=f"chance ({chance:.2f})")
-            ks = sorted(t.k_num.dropna().unique())
-            ax.set_xticks(ks, [str(int(k)) for k in ks])
-            ax.set_xlabel("k (reasoning hops in the story)")
-            ax.set_ylabel("test accuracy (proportion)")
-            ax.set_ylim(0, 1.05)
-            drop = t.groupby("k_num").accuracy.mean()
-            ax.set_title(f"{task}: mean accuracy {drop.iloc[0]:.2f} at k={int(drop.index[0])} → "
-                         f"{drop.iloc[-1]:.2f} at k={int(drop.index[-1])}")
-            ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
-        fig.tight_layout()
-    plot.figure = fig
+
+    def draw(ax: Axes, task: str, t: pd.DataFrame) -> None:
+        t["k_num"] = pd.to_numeric(t.subset, errors="coerce")
+        for enc, g in t.groupby("encoder", sort=True):
+            g = g.sort_values("k_num")
+            colour, marker = colours[enc]
+            ax.errorbar(g.k_num, g.accuracy, yerr=_err(g.ci_low.to_numpy(), g.ci_high.to_numpy(),
+                                                       g.accuracy.to_numpy()),
+                        color=colour, marker=marker, capsize=2, label=f"{enc} (layer {g.layer.iloc[0]})")
+        chance = float(t.chance.mean())
+        if np.isfinite(chance):
+            ax.axhline(chance, color="0.4", ls="--", lw=1, label=f"chance ({chance:.2f})")
+        ks = sorted(t.k_num.dropna().unique())
+        ax.set_xticks(ks, [str(int(k)) for k in ks])
+        ax.set_xlabel("k (reasoning hops in the story)")
+        ax.set_ylabel("test accuracy (proportion)")
+        ax.set_ylim(0, 1.05)
+        drop = t.groupby("k_num").accuracy.mean()
+        ax.set_title(f"{task}: mean accuracy {drop.iloc[0]:.2f} at k={int(drop.index[0])} → "
+                     f"{drop.iloc[-1]:.2f} at k={int(drop.index[-1])}")
+
+    _task_panels(plot, table, draw, width=6.0)
     plot.caption = (f"Accuracy per number of hops k at {_layer_words(analysis)}. Error bars: {_ci_words(analysis)}. "
                     "Dashed: chance.")
     return plot
@@ -281,32 +283,28 @@ def fig_lab_objectives(analysis: RunAnalysis) -> Plot:
     if s.empty:
         plot.missing = "no per-category accuracy rows for the lab encoders"
         return plot
-    tasks = sorted(set(s.task))
     objectives = list(dict.fromkeys(s.objective))
-    with plt.rc_context(STYLE):
-        fig, axes = _grid(len(tasks), width=6.4, max_cols=1)
-        for ax, task in zip(axes, tasks):
-            t = s[s.task == task]
-            cats = sorted(set(t.subset))
-            x = np.arange(len(cats))
-            width = 0.8 / len(objectives)
-            for j, obj in enumerate(objectives):
-                o = t[t.objective == obj].set_index("subset").reindex(cats)
-                ax.bar(x + (j - (len(objectives) - 1) / 2) * width, o["mean"], width, color=PALETTE[j],
-                       yerr=_err(o.ci_low.to_numpy(), o.ci_high.to_numpy(), o["mean"].to_numpy()), capsize=2,
-                       label=f"{obj} ({int(o.n_seeds.max())} seeds)")
-            if "chance" in t and np.isfinite(t.chance).any():
-                ax.axhline(float(t.chance.mean()), color="0.4", ls="--", lw=1, label="chance")
-            ax.set_xticks(x, cats)
-            ax.set_ylim(0, 1.05)
-            ax.set_xlabel("relation category")
-            ax.set_ylabel("test accuracy (proportion)")
-            best = t.loc[t["mean"].idxmax()]
-            ax.set_title(f"{task} (lab, layer {best.layer}): best {best.objective} on {best.subset} "
-                         f"({best['mean']:.2f})")
-            ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
-        fig.tight_layout()
-    plot.figure = fig
+
+    def draw(ax: Axes, task: str, t: pd.DataFrame) -> None:
+        cats = sorted(set(t.subset))
+        x = np.arange(len(cats))
+        width = 0.8 / len(objectives)
+        for j, obj in enumerate(objectives):
+            o = t[t.objective == obj].set_index("subset").reindex(cats)
+            ax.bar(x + (j - (len(objectives) - 1) / 2) * width, o["mean"], width, color=PALETTE[j],
+                   yerr=_err(o.ci_low.to_numpy(), o.ci_high.to_numpy(), o["mean"].to_numpy()), capsize=2,
+                   label=f"{obj} ({int(o.n_seeds.max())} seeds)")
+        if "chance" in t and np.isfinite(t.chance).any():
+            ax.axhline(float(t.chance.mean()), color="0.4", ls="--", lw=1, label="chance")
+        ax.set_xticks(x, cats)
+        ax.set_ylim(0, 1.05)
+        ax.set_xlabel("relation category")
+        ax.set_ylabel("test accuracy (proportion)")
+        best = t.loc[t["mean"].idxmax()]
+        ax.set_title(f"{task} (lab, layer {best.layer}): best {best.objective} on {best.subset} "
+                     f"({best['mean']:.2f})")
+
+    _task_panels(plot, s, draw, width=6.4)
     plot.caption = ("Matched lab encoders differing only in their training objective: mean accuracy over lab seeds "
                     "(each seed first averaged over probe seeds) with 95% t intervals across lab seeds.")
     return plot
