@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -226,6 +226,24 @@ def part_is_current(meta_path: Path, config_hash: str, weights_hash: str | None)
         return False
 
 
+def pending_units(units: Sequence[Any], done: Callable[[Any, str], bool], *, stage: str, label: Callable[[Any], str],
+                  model_paths: dict[str, str | Path] | None, cache_dir: str | Path, log=print
+                  ) -> Iterator[tuple[Any, str | Path | None]]:
+    """The units (probe or RSA) still to compute, each with its model path; finished ones are logged and skipped.
+
+    ``done(unit, weights_hash)`` says whether the unit's part is current for these encoder weights, so a
+    resumed run recomputes exactly the units whose configuration or model changed.
+    """
+    for unit in units:
+        model_path = (model_paths or {}).get(unit.encoder)
+        weights = encoder_weights_hash(unit.encoder, model_path=model_path, cache_dir=cache_dir)
+        if done(unit, weights):
+            log(f"skip {stage} {label(unit)}: done (config {unit.digest()}, same weights)")
+            continue
+        log(f"{stage} {label(unit)}")
+        yield unit, model_path
+
+
 def unit_done(out_dir: Path, config: UnitConfig, weights_hash: str | None = None) -> bool:
     """Whether this unit's part exists with the same configuration hash and encoder weights (then it is skipped)."""
     return part_is_current(unit_paths(out_dir, config)["meta"], config.digest(), weights_hash)
@@ -351,16 +369,10 @@ def run_units(configs: Sequence[UnitConfig], out_dir: str | Path, *, data_dir: s
     out_dir = Path(out_dir)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     cache_dir = cache_dir if cache_dir is not None else out_dir / "cache"
-    for config in configs:
-        label = f"{config.task} × {config.encoder} ({config.settings.probe})"
-        weights = encoder_weights_hash(config.encoder, model_path=(model_paths or {}).get(config.encoder),
-                                       cache_dir=cache_dir)
-        if unit_done(out_dir, config, weights):
-            log(f"skip {label}: done (config {config.digest()}, same weights)")
-            continue
-        log(f"probe {label}")
-        results, predictions, meta = run_unit(config, data_dir=data_dir,
-                                              model_path=(model_paths or {}).get(config.encoder), cache_dir=cache_dir,
+    for config, model_path in pending_units(configs, lambda c, w: unit_done(out_dir, c, w), stage="probe",
+                                            label=lambda c: f"{c.task} × {c.encoder} ({c.settings.probe})",
+                                            model_paths=model_paths, cache_dir=cache_dir, log=log):
+        results, predictions, meta = run_unit(config, data_dir=data_dir, model_path=model_path, cache_dir=cache_dir,
                                               image_dir=image_dir, show_progress=show_progress)
         write_unit(out_dir, config, results, predictions, meta)
     return assemble(out_dir, command=command, config=run_config, started=started)

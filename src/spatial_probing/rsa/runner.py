@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from spatial_probing.data.schema import Example
 from spatial_probing.io import atomic_path, atomic_write_json, package_versions, sha256_bytes, sha256_texts
-from spatial_probing.probe.runner import encoder_weights_hash, part_is_current, safe_name, task_examples
+from spatial_probing.probe.runner import part_is_current, pending_units, safe_name, task_examples
 from spatial_probing.probe.tasks import TASKS, get_task
 from spatial_probing.rsa.compare import COMPARISON_METHODS
 from spatial_probing.rsa.inference import bootstrap_ci, permutation_test
@@ -279,16 +279,11 @@ def run_rsa(units: Sequence[RSAUnit], out_dir: str | Path, *, data_dir: str | Pa
     out_dir = Path(out_dir)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     cache_dir = cache_dir if cache_dir is not None else out_dir / "cache"
-    for unit in units:
-        label = f"{unit.task} × {unit.encoder}"
-        weights = encoder_weights_hash(unit.encoder, model_path=(model_paths or {}).get(unit.encoder),
-                                       cache_dir=cache_dir)
-        if _done(out_dir, unit, weights):
-            log(f"skip rsa {label}: done (config {unit.digest()})")
-            continue
-        log(f"rsa {label}")
-        table, meta = run_rsa_unit(unit, out_dir, data_dir=data_dir, model_path=(model_paths or {}).get(unit.encoder),
-                                   cache_dir=cache_dir, image_dir=image_dir, show_progress=show_progress, log=log)
+    for unit, model_path in pending_units(units, lambda u, w: _done(out_dir, u, w), stage="rsa",
+                                          label=lambda u: f"{u.task} × {u.encoder}", model_paths=model_paths,
+                                          cache_dir=cache_dir, log=log):
+        table, meta = run_rsa_unit(unit, out_dir, data_dir=data_dir, model_path=model_path, cache_dir=cache_dir,
+                                   image_dir=image_dir, show_progress=show_progress, log=log)
         table_path, meta_path = _part_paths(out_dir, unit)
         with atomic_path(table_path) as tmp:
             table.to_parquet(tmp, index=False)
