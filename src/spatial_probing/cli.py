@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from spatial_probing.cli_errors import exit_on
 from spatial_probing.data.cli import app as data_app
 from spatial_probing.embed.cli import embed as embed_command
 from spatial_probing.lab.cli import app as lab_app
@@ -46,10 +47,7 @@ def demo(out: Path = typer.Option(Path("demo-output"), "--out", help="Where the 
     from spatial_probing.demo import run_demo
 
     start = time.perf_counter()
-    try:
+    with exit_on(ValueError, DataError, FileNotFoundError):
         paths = run_demo(out, device=device, command=shlex.join(sys.argv), log=typer.echo)
-    except (ValueError, DataError, FileNotFoundError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
     typer.echo(f"demo finished in {time.perf_counter() - start:.0f} s; tables, figures and caches under {out}/")
     typer.echo(f"report: {paths['report'].resolve()}")

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from spatial_probing.cli_errors import fail
 from spatial_probing.data import DATASETS, DataError, LoadReport, load_dataset
 from spatial_probing.data import download as dl
 from spatial_probing.data.summary import summarize
@@ -22,12 +23,6 @@ DataDir = Annotated[Optional[Path], typer.Option("--data-dir", envvar="SPATIAL_P
                                                  help="Folder holding vsr/, stepgame/, spartqa/.")]
 #: Variants summarised by default when none is asked for.
 DEFAULT_VARIANTS = {"vsr": ["random", "zeroshot"], "stepgame": ["clean"], "spartqa": [None], "synthetic": [None]}
-
-
-def fail(err: Exception) -> None:
-    """Print a data error in one line and exit 2 (no traceback for bad input)."""
-    console.print(f"[bold red]error:[/] {err}", highlight=False)
-    raise typer.Exit(2)
 
 
 @app.command()

@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
-console = Console(stderr=True)
+from spatial_probing.cli_errors import fail
 
 
 def embed(
@@ -59,8 +58,7 @@ def embed(
         fingerprint = enc.fingerprint(memo_file=out / "weights-sha256.json")
         ih = inputs_hash(examples, enc, image_dir=image_dir)
     except (DataError, ModelNotFoundError, KeyError, ValueError) as err:
-        console.print(f"[bold red]error:[/] {err.args[0] if isinstance(err, KeyError) else err}", highlight=False)
-        raise typer.Exit(2) from None
+        fail(err)
     slug = re.sub(r"[^A-Za-z0-9_.+-]+", "_", f"{dataset}-{variant or 'default'}-{split or 'all'}-{encoder}")
     manifest = {
         "dataset": dataset, "variant": variant, "split": split, "n_examples": len(examples),

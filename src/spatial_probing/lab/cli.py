@@ -8,16 +8,11 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
+
+from spatial_probing.cli_errors import fail
 
 app = typer.Typer(no_args_is_help=True, help="Grounding lab: matched small encoders trained with MLM, text-only "
                                              "contrastive and visual contrastive objectives.")
-console = Console(stderr=True)
-
-
-def _fail(err: Exception) -> None:
-    console.print(f"[bold red]error:[/] {err}", highlight=False)
-    raise typer.Exit(2)
 
 
 @app.command()
@@ -38,7 +33,7 @@ def train(
         trained = train_lab(lab, out=out, device=device, force=force, show_progress=not quiet,
                             command=shlex.join(sys.argv), log=typer.echo)
     except (ValueError, OSError) as err:
-        _fail(err)
+        fail(err)
     folder = out if out is not None else lab.out
     reused = sum(t.reused for t in trained)
     typer.echo(f"{len(trained)} encoder(s) ({reused} reused) in {folder}; registry: {folder / REGISTRY_FILE} "
@@ -64,7 +59,7 @@ def compare(
         summary = objective_summary(results)
         comparisons = objective_comparisons(results, predictions, metric=metric, n_permutations=n_permutations)
     except (ValueError, OSError) as err:
-        _fail(err)
+        fail(err)
     for name, table in (("lab_objectives.csv", summary), ("lab_comparisons.csv", comparisons)):
         with atomic_path(run_dir / name) as tmp:
             table.to_csv(tmp, index=False)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from spatial_probing.cli_errors import exit_on, fail
 from spatial_probing.data.errors import DataError
 
 
@@ -55,8 +56,7 @@ def probe(
                           cache_dir=cache_dir, image_dir=image_dir, command=shlex.join(sys.argv),
                           log=typer.echo)
     except (ValueError, DataError, FileNotFoundError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
+        fail(err)
     typer.echo(f"wrote {paths['results']}, {paths['predictions']}, {paths['comparisons']}, {paths['manifest']}")
 
 
@@ -73,9 +73,6 @@ def run_config(config: Path = typer.Argument(..., help="Run config YAML (tasks, 
     """Run data → embed → probe → RSA → report for every combination in CONFIG; resumes finished units."""
     from spatial_probing.pipeline import load_run_config, run
 
-    try:
+    with exit_on(ValueError, DataError, FileNotFoundError):
         paths = run(load_run_config(config), command=shlex.join(sys.argv), log=typer.echo)
-    except (ValueError, DataError, FileNotFoundError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
     typer.echo(f"wrote {paths['results']}, {paths['comparisons']}, {paths['manifest']}")

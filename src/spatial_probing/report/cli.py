@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from spatial_probing.cli_errors import exit_on
+
 
 def report(run_dir: Path = typer.Argument(..., help="A run directory written by `spatial-probing run`."),
            out: Path | None = typer.Option(None, "--out", help="Where to write the HTML (default RUN_DIR/report.html)."),
@@ -14,9 +16,6 @@ def report(run_dir: Path = typer.Argument(..., help="A run directory written by 
     from spatial_probing.report import build_report
     from spatial_probing.report.tables import NotARunDirectory
 
-    try:
+    with exit_on(NotARunDirectory):
         path = build_report(run_dir, out=out)
-    except NotARunDirectory as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
     typer.echo(str(path))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from spatial_probing.cli_errors import exit_on
 from spatial_probing.data.errors import DataError
 
 
@@ -16,9 +17,6 @@ def rsa(config: Path = typer.Argument(..., help="Run config YAML (its `rsa:` sec
     """RDMs of every layer vs ground-truth references (permutation p, bootstrap CI); resumes finished units."""
     from spatial_probing.pipeline import load_run_config, run_rsa_step
 
-    try:
+    with exit_on(ValueError, DataError, FileNotFoundError):
         paths = run_rsa_step(load_run_config(config), command=shlex.join(sys.argv), log=typer.echo)
-    except (ValueError, DataError, FileNotFoundError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
     typer.echo(f"wrote {paths['rsa']}, {paths['rsa_csv']}, {paths['rsa_manifest']} and rdms/")
