@@ -23,6 +23,16 @@ Control = Literal["random-init", "static"]
 
 CONTROL_PREFIXES: tuple[Control, ...] = ("random-init", "static")
 
+#: Encoders that form the *lexical floor*: what the words alone (bag of words, word order slots, static
+#: token embeddings, an untrained encoder over the same tokens) can give. A spatial claim counts only
+#: where a trained encoder beats the best of these.
+LEXICAL_FLOOR_PREFIXES: tuple[str, ...] = ("bow:", "order:", "static:", "random-init:")
+
+
+def is_lexical_floor(name: str) -> bool:
+    """Whether encoder ``name`` is a lexical-floor control (``bow:``, ``order:``, ``static:…``, ``random-init:…``)."""
+    return name.startswith(LEXICAL_FLOOR_PREFIXES)
+
 
 #: Per-layer poolings each kind and modality supports (``sentence`` = SBERT: layers mean-pooled,
 #: ``final`` its own output; CLIP text pools at the end-of-text token as CLIP does).
