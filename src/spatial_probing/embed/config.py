@@ -16,10 +16,10 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-Kind = Literal["sbert", "hf", "clip"]
+Kind = Literal["sbert", "hf", "clip", "lexical"]
 Modality = Literal["text", "image", "text+image"]
-Pooling = Literal["mean", "cls", "eos", "sentence", "static"]
-Control = Literal["random-init", "static"]
+Pooling = Literal["mean", "cls", "eos", "sentence", "static", "lexical"]
+Control = Literal["random-init", "static", "bow", "order"]
 
 CONTROL_PREFIXES: tuple[Control, ...] = ("random-init", "static")
 
@@ -89,6 +89,9 @@ class EncoderConfig(BaseModel):
             raise ValueError(f"encoder {self.name!r}: the static control needs a text encoder, not {self.modality!r}")
         if (self.control == "static") != (self.pooling == "static"):
             raise ValueError(f"encoder {self.name!r}: pooling 'static' goes with control 'static' and only with it")
+        if len({self.kind == "lexical", self.pooling == "lexical", self.control in ("bow", "order")}) != 1:
+            raise ValueError(f"encoder {self.name!r}: kind 'lexical', pooling 'lexical' and control 'bow'/'order' "
+                             f"go together (the lexical-floor encoders bow: and order:)")
 
 
 _CLIP = "openai/clip-vit-base-patch32"
@@ -112,6 +115,14 @@ BUILTIN_ENCODERS: tuple[EncoderConfig, ...] = (
 )
 
 _REGISTRY: dict[str, EncoderConfig] = {c.name: c for c in BUILTIN_ENCODERS}
+
+#: The lexical-floor encoders (no weights; fitted on a unit's training split, see ``embed/lexical.py``).
+LEXICAL_ENCODERS: dict[str, EncoderConfig] = {c.name: c for c in (
+    EncoderConfig(name="bow:", kind="lexical", model_id="bow:", pooling="lexical", control="bow",
+                  description="bag of words: unigram + bigram counts, vocabulary of the training split"),
+    EncoderConfig(name="order:", kind="lexical", model_id="order:", pooling="lexical", control="order",
+                  description="word order slots: one-hot of the item in the first and in the second noun slot"),
+)}
 
 
 def register_encoder(config: EncoderConfig, *, overwrite: bool = False) -> EncoderConfig:
@@ -154,7 +165,10 @@ def _config_for_dir(model_dir: Path) -> EncoderConfig:
 
 
 def get_encoder_config(name: str) -> EncoderConfig:
-    """The config for a registered name, a ``random-init:`` / ``static:`` control of one, or a local folder."""
+    """The config for a registered name, a ``random-init:`` / ``static:`` control of one, a lexical-floor
+    encoder (``bow:``, ``order:``), or a local folder."""
+    if name in LEXICAL_ENCODERS:
+        return LEXICAL_ENCODERS[name]
     for prefix in CONTROL_PREFIXES:
         if name.startswith(prefix + ":"):
             base = get_encoder_config(name[len(prefix) + 1:])
@@ -168,7 +182,8 @@ def get_encoder_config(name: str) -> EncoderConfig:
     if path.is_dir():
         return _config_for_dir(path)
     raise KeyError(f"unknown encoder {name!r}: not registered and not a local model folder; registered: "
-                   f"{', '.join(list_encoders())} (controls: random-init:NAME, static:NAME)")
+                   f"{', '.join(list_encoders())} (controls: random-init:NAME, static:NAME; lexical floor: "
+                   f"{', '.join(LEXICAL_ENCODERS)})")
 
 
 def load_registry_file(path: str | Path, *, overwrite: bool = False) -> list[EncoderConfig]:

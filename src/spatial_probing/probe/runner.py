@@ -151,7 +151,7 @@ def run_unit(config: UnitConfig, *, data_dir: str | Path | None = None, model_pa
              cache_dir: str | Path | None = None, image_dir: str | Path | None = None,
              show_progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Load, embed and probe one (task, encoder) unit; returns (results, predictions, metadata)."""
-    from spatial_probing.embed import embed_examples, load_encoder
+    from spatial_probing.embed import embed_examples, fit_lexical, load_encoder
 
     task = get_task(config.task)
     spec = task.spec
@@ -163,12 +163,16 @@ def run_unit(config: UnitConfig, *, data_dir: str | Path | None = None, model_pa
     folds = outer_folds(policy, items.splits, items.concepts, n_folds=config.outer_folds, seed=base_seed,
                         train_splits=spec.train_splits, test_splits=spec.test_splits)
     encoder = load_encoder(config.encoder, model_path=model_path, device=config.settings.device)
-    emb = embed_examples(items.examples, encoder, layers=config.layers, cache_dir=cache_dir, image_dir=image_dir,
-                         show_progress=show_progress)
-    feats = {layer: items.features(np.asarray(x, dtype=np.float32)) for layer, x in emb.items()}
+    feats: dict[str, np.ndarray] | None = None
     per_fold, overlap = [], []
     for fold in folds:
         tr, te = fold.train, fold.test
+        rows = np.concatenate([items.rows_a[tr]] + ([items.rows_b[tr]] if items.rows_b is not None else []))
+        # a lexical floor (bow:, order:) learns its vocabulary from this fold's training items only
+        if fit_lexical(encoder, [items.examples[i] for i in np.unique(rows)]) or feats is None:
+            emb = embed_examples(items.examples, encoder, layers=config.layers, cache_dir=cache_dir,
+                                 image_dir=image_dir, show_progress=show_progress)
+            feats = {layer: items.features(np.asarray(x, dtype=np.float32)) for layer, x in emb.items()}
         res = probe_arrays({k: v[tr] for k, v in feats.items()}, items.labels[tr], {k: v[te] for k, v in feats.items()},
                            groups_train=[items.groups[i] for i in tr],
                            control_types_train=[items.control_types[i] for i in tr],

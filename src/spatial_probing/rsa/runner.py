@@ -209,12 +209,13 @@ def run_rsa_unit(unit: RSAUnit, out_dir: str | Path, *, data_dir: str | Path | N
                  image_dir: str | Path | None = None, show_progress: bool = False,
                  log=print) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Embed (from the cache) and analyse one unit; writes its ``rdms/*.npz``; returns (rows, metadata)."""
-    from spatial_probing.embed import embed_examples, load_encoder
+    from spatial_probing.embed import embed_examples, fit_lexical, load_encoder
 
     out_dir = Path(out_dir)
     dataset = get_task(unit.task).spec.dataset
     examples = probe_examples(unit, data_dir)
     encoder = load_encoder(unit.encoder, model_path=model_path, device=unit.device)
+    fit_lexical(encoder, [e for e in examples if e.split in get_task(unit.task).spec.train_splits])  # bow:, order:
     emb = embed_examples(examples, encoder, layers=unit.settings.layers or unit.layers, cache_dir=cache_dir,
                          image_dir=image_dir, show_progress=show_progress)
     rows, counts = select_items(examples, max_items=unit.settings.max_items, seed=unit.settings.seed)
