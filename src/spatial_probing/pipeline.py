@@ -24,6 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from spatial_probing.embed.config import LEXICAL_ENCODERS, is_lexical_floor
 from spatial_probing.io import read_yaml_model
 from spatial_probing.probe.engine import ProbeSettings
 from spatial_probing.probe.estimators import DEFAULT_CS
@@ -45,6 +46,8 @@ class RunConfig(BaseModel):
     before any unit runs; ``lab`` is a grounding-lab config trained first (resumable) whose ``encoders.yaml``
     is registered too. Encoder names may be patterns over registered names (``lab-*``, ``static:lab-mlm-*``).
     ``report`` writes ``report.html`` and ``figures/`` at the end (``spatial-probing report OUT`` does it later).
+    ``lexical_floor`` encoders (default ``bow:`` and ``order:``) are added to every task's encoders (also those
+    named in ``task_encoders``), so every number has what the words alone give beside it; ``[]`` opts out.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -74,6 +77,21 @@ class RunConfig(BaseModel):
     encoder_registries: list[Path] = Field(default_factory=list)
     lab: Path | None = None
     report: bool = True
+    lexical_floor: list[str] = Field(default_factory=lambda: ["bow:", "order:"])
+
+    @field_validator("lexical_floor")
+    @classmethod
+    def _floor_names(cls, names: list[str]) -> list[str]:
+        bad = [n for n in names if not is_lexical_floor(n)]
+        if bad:
+            raise ValueError(f"lexical_floor: {bad} are not lexical-floor encoders; expected names such as bow:, "
+                             f"order:, static:NAME or random-init:NAME (or [] to opt out)")
+        return names
+
+    def task_encoder_names(self, task: str) -> list[str]:
+        """The encoders of ``task``: ``task_encoders[task]`` or ``encoders``, then the lexical floor."""
+        names = self.task_encoders.get(task, self.encoders)
+        return names + [f for f in self.lexical_floor if f not in names]
 
     @field_validator("tasks")
     @classmethod
@@ -101,22 +119,24 @@ class RunConfig(BaseModel):
 
     def units(self) -> list[UnitConfig]:
         """Every (task, encoder, probe) unit, in config order."""
-        return [UnitConfig(task=t, encoder=e, split=self.split, layers=self.layers, max_train=self.max_train,
+        return [UnitConfig(task=t, encoder=e, split=self.split, layers="all" if e in LEXICAL_ENCODERS else self.layers,
+                           max_train=self.max_train,
                            max_test=self.max_test, load_kwargs=self.task_options.get(t, {}),
                            settings=ProbeSettings(probe=p, seeds=tuple(self.seeds), Cs=tuple(self.Cs),
                                                   inner_folds=self.inner_folds, max_iter=self.max_iter,
                                                   mdl_seeds=self.mdl_seeds,
                                                   n_boot=self.n_boot, device=self.device))
-                for t in self.tasks for e in self.task_encoders.get(t, self.encoders) for p in self.probes]
+                for t in self.tasks for e in self.task_encoder_names(t) for p in self.probes]
 
     def rsa_units(self) -> list[RSAUnit]:
         """Every (task, encoder) RSA unit (none when ``rsa`` is null), on the probe units' examples."""
         if self.rsa is None:
             return []
-        return [RSAUnit(task=t, encoder=e, settings=self.rsa, layers=self.layers, split=self.split,
+        return [RSAUnit(task=t, encoder=e, settings=self.rsa, layers="all" if e in LEXICAL_ENCODERS else self.layers,
+                        split=self.split,
                         load_kwargs=self.task_options.get(t, {}), max_train=self.max_train, max_test=self.max_test,
                         probe_seed=self.seeds[0], device=self.device)
-                for t in self.rsa.pick_tasks(self.tasks) for e in self.task_encoders.get(t, self.encoders)]
+                for t in self.rsa.pick_tasks(self.tasks) for e in self.task_encoder_names(t)]
 
 
 def load_run_config(path: str | Path) -> RunConfig:

@@ -51,7 +51,7 @@ def test_bow_swapped_arguments_share_every_word_and_differ_only_in_the_bigrams_b
 def test_order_distinguishes_swapped_arguments_and_puts_the_converse_subject_first() -> None:
     x, vocab = features("order:", [ORIGINAL, SWAPPED, CONVERSE])
     v = len(vocab)
-    assert x.shape == (3, 2 * v) and (x.sum(axis=1) == 2).all()
+    assert x.shape == (3, 2 * v + 1) and (x.sum(axis=1) == 2).all() and not x[:, -1].any()
     assert not np.array_equal(x[0], x[1])
     first = {vocab[int(np.argmax(row[:v]))] for row in x[1:]}
     assert first == {"dog"}  # "the dog is right of the cat": dog fills the first slot
@@ -74,7 +74,7 @@ def test_order_counts_examples_whose_slots_are_not_found(tmp_path: Path) -> None
     lost = [ex(50, "Nothing to see.", "cat", "dog", "test"), ex(51, "The cat sleeps.", None, None, "test")]
     with pytest.warns(UserWarning, match="not found in 2 of 3 examples"):
         x = embed_examples([ORIGINAL, *lost], enc, cache_dir=tmp_path, show_progress=False)["0"]
-    assert (x[1:] == 0).all() and x[0].sum() == 2
+    assert (x[1:, :-1] == 0).all() and (x[:, -1] == [0, 1, 1]).all() and x[0].sum() == 2  # only 'unlocated' 
     assert enc.info.slot_counts == {"located": 1, "no-arguments": 1, "not-in-text": 1}
     assert noun_slots(lost[0]) == (None, "not-in-text") and noun_slots(lost[1]) == (None, "no-arguments")
 
@@ -97,7 +97,7 @@ def test_lexical_encoders_go_through_the_cache_deterministically(tmp_path: Path)
     enc = load_encoder("order:").fit(TRAIN)
     with pytest.warns(UserWarning, match="not found in 1 of 1"):  # once per example list
         assert inputs_hash([ORIGINAL], enc) != inputs_hash(unparsed, enc) != inputs_hash(unparsed, load_encoder("bow:"))
-        assert not enc.encode_examples(unparsed)["0"].any()
+        assert enc.encode_examples(unparsed)["0"].tolist() == [[0.0] * 2 * len(enc.vocabulary_) + [1.0]]
 
 
 def test_lexical_names_resolve_everywhere_and_misuse_is_a_clear_error() -> None:

@@ -8,11 +8,13 @@ floor, usable wherever an encoder name is (CLI, run configs, RSA), through the s
   kept: StepGame's agents are letters). Bigrams carry *local* order: "the cat is left of the dog" and "the
   dog is left of the cat" have the same unigrams but differ in "cat is" / "dog is".
 * ``order:`` — purely positional: a one-hot of the lexical item in the first noun slot and one of the item
-  in the second (``[onehot(first) | onehot(second)]``), nothing else.
+  in the second, and a last column that is 1 when the slots were not found (``[onehot(first) |
+  onehot(second) | unlocated]``), nothing else.
 
-Both are *fitted on a unit's training items only* (:meth:`LexicalEncoder.fit`; the probe runner refits on
-each outer fold's training items, the RSA runner and ``spatial-probing embed`` fit on the training split):
-a word, bigram or slot item that occurs only in test data gets no feature. The fitted vocabulary's hash is
+Both are *fitted on training items only* (:meth:`LexicalEncoder.fit`; the probe runner refits on each outer
+fold's training items, ``spatial-probing embed`` fits on the dataset's training split): a word, bigram or
+slot item that occurs only in test data gets no feature. RSA, which has no held-out side, fits on the
+examples it analyses. The fitted vocabulary's hash is
 part of the cache fingerprint, so embeddings from another vocabulary are never served; ``weights_hash`` is
 the method's identity (the vocabulary follows from the unit's configuration and data), so resuming works.
 
@@ -20,7 +22,7 @@ Noun slots (``order:``): the two items are the example's ``subject`` and ``objec
 for StepGame the two agents of the question). They are located in the text (StepGame: in the question),
 as whole words, case-sensitively and then case-insensitively, the longer item first and the other at its
 first occurrence that does not overlap it; whichever starts first fills slot 1. An example without both
-items, or whose items are not found, gets all-zero features; such examples are counted by reason
+items, or whose items are not found, gets only the ``unlocated`` feature; such examples are counted by reason
 (``slot_counts`` in the encoder's info, hence in every run manifest) and a warning says how many.
 """
 
@@ -246,8 +248,8 @@ class WordOrderEncoder(LexicalEncoder):
         if missed:
             warnings.warn(f"encoder {self.name} noun slots not found in {missed} of {len(examples)} examples "
                           f"({self.slot_counts_['no-arguments']} without subject/object, "
-                          f"{self.slot_counts_['not-in-text']} not in the text); their features are zero "
-                          f"(counted as slot_counts in the manifest's encoder info)", stacklevel=3)
+                          f"{self.slot_counts_['not-in-text']} not in the text); they get only the 'unlocated' "
+                          f"feature (counted as slot_counts in the manifest's encoder info)", stacklevel=3)
         self._memo = (ids, [slots for slots, _ in found])
         return self._memo[1]
 
@@ -259,7 +261,7 @@ class WordOrderEncoder(LexicalEncoder):
         return sorted(items)
 
     def _n_features(self) -> int:
-        return 2 * len(self.vocabulary_ or [])
+        return 2 * len(self.vocabulary_ or []) + 1
 
     def input_keys(self, examples: Sequence[Example]) -> list[str]:
         return [f"{e.text}\x1f{'' if s is None else chr(0x1e).join(s)}" for e, s in zip(examples, self._slots(examples))]
@@ -267,9 +269,10 @@ class WordOrderEncoder(LexicalEncoder):
     def _features(self, examples: list[Example]) -> np.ndarray:
         index = {w: i for i, w in enumerate(self.vocabulary_ or [])}
         v = len(index)
-        x = np.zeros((len(examples), 2 * v), dtype=np.float32)
+        x = np.zeros((len(examples), 2 * v + 1), dtype=np.float32)
         for row, slots in enumerate(self._slots(examples)):
             if slots is None:
+                x[row, -1] = 1.0
                 continue
             for k, w in enumerate(slots):
                 if w in index:  # an item seen only in test data gets no feature

@@ -24,6 +24,7 @@ from spatial_probing.data.schema import Example
 from spatial_probing.io import atomic_path, atomic_write_json, package_versions, sha256_bytes, sha256_texts
 from spatial_probing.probe.controls import chance_level, majority_label
 from spatial_probing.probe.engine import LayerSeedResult, ProbeSettings, probe_arrays
+from spatial_probing.probe.floor import format_floor_table
 from spatial_probing.probe.splits import outer_folds, overlap_report
 from spatial_probing.probe.stats import bootstrap_mean, bootstrap_metric, holm, mcnemar_exact, paired_permutation
 from spatial_probing.probe.tasks import ProbeItems, get_task
@@ -369,14 +370,18 @@ def run_units(configs: Sequence[UnitConfig], out_dir: str | Path, *, data_dir: s
               model_paths: dict[str, str | Path] | None = None, cache_dir: str | Path | None = None,
               image_dir: str | Path | None = None, command: str = "", run_config: dict[str, Any] | None = None,
               show_progress: bool = True, log=print) -> dict[str, Path]:
-    """Compute every unit not already done (same hash), then assemble the run's tables."""
+    """Compute every unit not already done (same hash), task by task (logging each task's encoders beside its
+    lexical floor when it finishes), then assemble the run's tables."""
     out_dir = Path(out_dir)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     cache_dir = cache_dir if cache_dir is not None else out_dir / "cache"
-    for config, model_path in pending_units(configs, lambda c, w: unit_done(out_dir, c, w), stage="probe",
-                                            label=lambda c: f"{c.task} × {c.encoder} ({c.settings.probe})",
-                                            model_paths=model_paths, cache_dir=cache_dir, log=log):
-        results, predictions, meta = run_unit(config, data_dir=data_dir, model_path=model_path, cache_dir=cache_dir,
-                                              image_dir=image_dir, show_progress=show_progress)
-        write_unit(out_dir, config, results, predictions, meta)
+    for task in dict.fromkeys(c.task for c in configs):
+        of_task = [c for c in configs if c.task == task]
+        for config, model_path in pending_units(of_task, lambda c, w: unit_done(out_dir, c, w), stage="probe",
+                                                label=lambda c: f"{c.task} × {c.encoder} ({c.settings.probe})",
+                                                model_paths=model_paths, cache_dir=cache_dir, log=log):
+            results, predictions, meta = run_unit(config, data_dir=data_dir, model_path=model_path,
+                                                  cache_dir=cache_dir, image_dir=image_dir, show_progress=show_progress)
+            write_unit(out_dir, config, results, predictions, meta)
+        log(format_floor_table(pd.concat([pd.read_parquet(unit_paths(out_dir, c)["results"]) for c in of_task]), task))
     return assemble(out_dir, command=command, config=run_config, started=started)

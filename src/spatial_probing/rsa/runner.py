@@ -215,7 +215,9 @@ def run_rsa_unit(unit: RSAUnit, out_dir: str | Path, *, data_dir: str | Path | N
     dataset = get_task(unit.task).spec.dataset
     examples = probe_examples(unit, data_dir)
     encoder = load_encoder(unit.encoder, model_path=model_path, device=unit.device)
-    fit_lexical(encoder, [e for e in examples if e.split in get_task(unit.task).spec.train_splits])  # bow:, order:
+    # bow:, order: — RSA has no held-out side: the vocabulary is that of every analysed example, so the RDM
+    # reflects the words and not where the split fell
+    fit_lexical(encoder, examples)
     emb = embed_examples(examples, encoder, layers=unit.settings.layers or unit.layers, cache_dir=cache_dir,
                          image_dir=image_dir, show_progress=show_progress)
     rows, counts = select_items(examples, max_items=unit.settings.max_items, seed=unit.settings.seed)
