@@ -73,3 +73,14 @@ def test_run_logs_each_task_beside_its_best_lexical_floor(tmp_path: Path) -> Non
     text = "\n".join(lines)
     assert "lexical floor — synthetic-relation (linear): best of bow:, order: is" in text
     assert f"{row.floor_accuracy:.3f}" in text and f"{row.minus_floor:+.3f}" in text
+
+
+def test_rsa_runs_the_lexical_floor_fitted_on_the_items_it_analyses(tmp_path: Path) -> None:
+    from spatial_probing.rsa.runner import RSASettings, RSAUnit, run_rsa_unit
+
+    settings = RSASettings(references=["relation"], n_permutations=20, n_boot=0, max_items=60)
+    for name in ("bow:", "order:"):
+        table, meta = run_rsa_unit(RSAUnit(task="synthetic-relation", encoder=name, settings=settings,
+                                           load_kwargs={"n_scenes": 24}), tmp_path, log=lambda *_: None)
+        assert list(table.layer) == ["0"] and table.value.notna().all()
+        assert meta["encoder"]["fits"][0]["n_examples"] == meta["items"]["examples"]
