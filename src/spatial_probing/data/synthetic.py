@@ -28,7 +28,7 @@ geometry of the caption's subject relative to its object: ``dx``, ``dy`` (grid c
 ``distance`` (Chebyshev) and ``distance_bin`` (``near`` ≤ 1 < ``far``).
 
 :func:`generate_converse_twins` builds the converse-transfer design: scenes in twins with the same
-shape twice, the colours exchanged between twins, in templates whose noun phrases both follow "the".
+shape twice, the colours exchanged between twins, in subject-first templates.
 """
 
 from __future__ import annotations
@@ -83,13 +83,15 @@ PHRASES = {
     "contains": ("around", "surrounding", "enclosing"),
 }
 #: Sentence frames; {p} is the relation phrase ({P} capitalised), {a} the subject and {b} the object.
-TEMPLATES = ("The {a} is {p} the {b}.", "A {a} is {p} a {b}.", "There is a {a} {p} the {b}.",
-             "{P} the {b} is a {a}.", "In this picture the {a} is {p} the {b}.",
-             "{P} the {b} there is a {a}.", "{P} the {b} you can see a {a}.", "In this picture, {p} the {b} is the {a}.")
+#: Half name the subject first, half second; in all of them both noun phrases follow "the" and the
+#: first one is followed by "is", so word bigrams tell which noun comes first but not which is the
+#: subject (a bag of words cannot read argument roles off the frame).
+TEMPLATES = ("The {a} is {p} the {b}.", "In this picture the {a} is {p} the {b}.", "Here the {a} is {p} the {b}.",
+             "{P} the {b} is the {a}.", "In this picture, {p} the {b} is the {a}.", "Here, {p} the {b} is the {a}.")
 #: Whether each template names the subject first (exactly half do).
 SUBJECT_FIRST = tuple(t.index("{a}") < t.index("{b}") for t in TEMPLATES)
-#: Subject-first templates in which both noun phrases follow "the" (word bigrams do not tell the roles apart).
-THE_THE_TEMPLATES = (0, 4)
+#: Subject-first templates (the converse-transfer twins use these).
+SUBJECT_FIRST_TEMPLATES = tuple(t for t, first in enumerate(SUBJECT_FIRST) if first)
 #: Chebyshev distance at or below which two objects are in the ``near`` bin.
 NEAR_MAX = 1
 VARIANTS = ("original", "swapped", "converse", "foil")
@@ -261,7 +263,8 @@ def generate_converse_twins(n_twins: int = 240, seed: int = 0) -> list[Example]:
 
     Twin k holds two scenes with the same geometry and the same shape twice in two colours,
     exchanged between the twins ("the red circle is left of the blue circle" / "the blue circle is
-    left of the red circle"), captioned in one template of :data:`THE_THE_TEMPLATES` with one phrase.
+    left of the red circle"), captioned in one subject-first template (:data:`SUBJECT_FIRST_TEMPLATES`) with
+    one phrase.
     So every caption's word unigrams and bigrams (counted with or without "a"/"the") occur in its
     twin with the opposite geometric fact: a bag of words is at chance by construction. Relations
     cycle through :data:`TWIN_PAIRS` (both members, so each is the scene relation as often); the
@@ -280,7 +283,7 @@ def generate_converse_twins(n_twins: int = 240, seed: int = 0) -> list[Example]:
         group = f"twin{k:05d}"
         h = int(hashlib.sha256(f"{seed}:{group}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
         split = "train" if h < 0.5 else "test"
-        t, p = rng.choice(THE_THE_TEMPLATES), rng.randrange(len(PHRASES[relation]))
+        t, p = rng.choice(SUBJECT_FIRST_TEMPLATES), rng.randrange(len(PHRASES[relation]))
         twin_a = SceneObject(c2, shape, a.x, a.y, a.size)
         twin_b = SceneObject(c1, shape, b.x, b.y, b.size)
         foil = _foil(relation, a, b, rng)  # same geometry in both twins: the foil is false in both
