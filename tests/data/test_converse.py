@@ -68,3 +68,14 @@ def test_bad_captions_are_reasons_not_crashes() -> None:
                            ("The cat is near the dog.", "near")])
     assert report["parsed"] == 2 and report["unparsed"] == 1 and report["triples"] == 1 and report["skipped"] == 2
     assert sum(report["skip_reasons"].values()) == 2
+
+
+def test_transfer_families_are_converse_pairs() -> None:
+    from spatial_probing.data.converse import SYNTHETIC_TRANSFER_FAMILIES, VSR_TRANSFER_FAMILIES, transfer_fact
+
+    for families, dataset in ((VSR_TRANSFER_FAMILIES, "vsr"), (SYNTHETIC_TRANSFER_FAMILIES, "synthetic")):
+        for fact, (direct, exchanged) in families.items():
+            assert all(converse_of(r, dataset) in direct for r in exchanged)
+            assert all(transfer_fact(r, dataset) == (fact, False) for r in direct)
+            assert all(transfer_fact(r, dataset) == (fact, True) for r in exchanged)
+    assert transfer_fact("near") is None

@@ -188,3 +188,33 @@ def parse_report(records: list[tuple[str, str]]) -> dict[str, object]:
             triples += 1
     return {"n": len(records), "parsed": parsed, "unparsed": len(records) - parsed, "triples": triples,
             "skipped": len(records) - triples, "skip_reasons": dict(reasons.most_common())}
+
+
+#: Converse-transfer families for VSR: fact → (relations stating it as "X fact Y", relations stating it
+#: with the arguments exchanged). A probe trains on the first member and is tested on the second.
+VSR_TRANSFER_FAMILIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "left of": (("left of", "at the left side of"), ("right of", "at the right side of")),
+    "above": (("above", "over", "on top of"), ("below", "under", "beneath")),
+    "in front of": (("in front of", "ahead of"), ("behind",)),
+    "inside": (("inside", "within", "in"), ("contains",)),
+    "part of": (("part of",), ("has as a part", "consists of")),
+    "surrounding": (("surrounding",), ("enclosed by",)),
+}
+#: Synthetic converse-transfer families: fact → (train member, test member).
+SYNTHETIC_TRANSFER_FAMILIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "left": (("left",), ("right",)), "above": (("above",), ("below",)),
+    "upper-left": (("upper-left",), ("lower-right",)), "upper-right": (("upper-right",), ("lower-left",)),
+    "inside": (("inside",), ("contains",)),
+}
+
+
+def transfer_fact(relation: str, dataset: str = "vsr") -> tuple[str, bool] | None:
+    """``(fact, exchanged)``: the converse-transfer fact ``relation`` states, and whether it states it with the
+    arguments exchanged ("X right of Y" states "Y left of X"); None when it belongs to no family."""
+    families = VSR_TRANSFER_FAMILIES if dataset == "vsr" else SYNTHETIC_TRANSFER_FAMILIES
+    for fact, (direct, exchanged) in families.items():
+        if relation in direct:
+            return fact, False
+        if relation in exchanged:
+            return fact, True
+    return None
