@@ -30,6 +30,7 @@ from spatial_probing.probe.engine import ProbeSettings
 from spatial_probing.probe.estimators import DEFAULT_CS
 from spatial_probing.probe.runner import UnitConfig, run_units
 from spatial_probing.probe.tasks import TASKS
+from spatial_probing.rsa.meaning import MeaningSettings, MeaningUnit, run_meaning
 from spatial_probing.rsa.runner import RSASettings, RSAUnit, run_rsa
 
 
@@ -45,6 +46,8 @@ class RunConfig(BaseModel):
     ``encoder_registries`` are encoder YAML files (:func:`~spatial_probing.embed.load_registry_file`) registered
     before any unit runs; ``lab`` is a grounding-lab config trained first (resumable) whose ``encoders.yaml``
     is registered too. Encoder names may be patterns over registered names (``lab-*``, ``static:lab-mlm-*``).
+    ``meaning`` configures the meaning-over-words step (:class:`~spatial_probing.rsa.meaning.MeaningSettings`;
+    on by default for synthetic and VSR tasks, ``meaning: null`` turns it off).
     ``report`` writes ``report.html`` and ``figures/`` at the end (``spatial-probing report OUT`` does it later).
     ``lexical_floor`` encoders (default ``bow:`` and ``order:``) are added to every task's encoders (also those
     named in ``task_encoders``), so every number has what the words alone give beside it; ``[]`` opts out.
@@ -74,6 +77,7 @@ class RunConfig(BaseModel):
     task_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     task_encoders: dict[str, list[str]] = Field(default_factory=dict)
     rsa: RSASettings | None = Field(default_factory=RSASettings)
+    meaning: MeaningSettings | None = Field(default_factory=MeaningSettings)
     encoder_registries: list[Path] = Field(default_factory=list)
     lab: Path | None = None
     report: bool = True
@@ -137,6 +141,16 @@ class RunConfig(BaseModel):
                         load_kwargs=self.task_options.get(t, {}), max_train=self.max_train, max_test=self.max_test,
                         probe_seed=self.seeds[0], device=self.device)
                 for t in self.rsa.pick_tasks(self.tasks) for e in self.task_encoder_names(t)]
+
+    def meaning_units(self) -> list[MeaningUnit]:
+        """Every (dataset, encoder) meaning-over-words unit (none when ``meaning`` is null or no run task has
+        triples), on the examples of the run's first task on that dataset."""
+        if self.meaning is None:
+            return []
+        return [MeaningUnit(dataset=d, task=t, encoder=e, settings=self.meaning, layers=self.layers, split=self.split,
+                            load_kwargs=self.task_options.get(t, {}), max_train=self.max_train,
+                            max_test=self.max_test, probe_seed=self.seeds[0], device=self.device)
+                for d, t in self.meaning.pick_tasks(self.tasks).items() for e in self.task_encoders.get(t, self.encoders)]
 
 
 def load_run_config(path: str | Path) -> RunConfig:
@@ -203,6 +217,8 @@ def run(config: RunConfig, *, command: str = "", log=print) -> dict[str, Path]:
                       run_config=config.model_dump(mode="json"), log=log)
     if config.rsa is not None:
         paths.update(run_rsa_step(config, command=command, log=log))
+    if config.meaning_units():
+        paths.update(run_meaning_step(config, command=command, log=log))
     if config.report:
         from spatial_probing.report import build_report
 
@@ -219,3 +235,16 @@ def run_rsa_step(config: RunConfig, *, command: str = "", log=print) -> dict[str
     return run_rsa(config.rsa_units(), config.out, data_dir=config.data_dir, model_paths=dict(config.model_paths),
                    cache_dir=config.cache_dir, image_dir=config.image_dir, command=command,
                    run_config=config.model_dump(mode="json"), log=log)
+
+
+def run_meaning_step(config: RunConfig, *, command: str = "", log=print) -> dict[str, Path]:
+    """Only the meaning-over-words step of ``config`` (``meaning.parquet``/``.csv``), sharing the embedding cache."""
+    if config.meaning is None:
+        raise ValueError("the run config has `meaning: null`: the meaning-over-words step is turned off")
+    config = prepare_encoders(config, log=log)
+    units = config.meaning_units()
+    if not units:
+        raise ValueError(f"no run task reads a dataset with meaning-over-words triples (synthetic or vsr); tasks: "
+                         f"{config.tasks}")
+    return run_meaning(units, config.out, data_dir=config.data_dir, model_paths=dict(config.model_paths),
+                       cache_dir=config.cache_dir, command=command, run_config=config.model_dump(mode="json"), log=log)
