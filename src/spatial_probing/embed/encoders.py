@@ -590,12 +590,14 @@ class StaticEncoder(_TextEncoder):
 def load_encoder(name_or_config: str | EncoderConfig, *, model_path: str | os.PathLike[str] | None = None,
                  device: str | torch.device = "auto", batch_size: int = 32,
                  num_threads: int | None = None) -> Encoder:
-    """Build an encoder by registry name, control name (``random-init:NAME``, ``static:NAME``), folder or config.
+    """Build an encoder by registry name, control name (``random-init:NAME``, ``static:NAME``), folder, Hugging Face
+    hub id (``org/name[@REVISION]``) or config.
 
     ``model_path`` points at local weights instead of the hub id (for offline use). Files are found
     (or a clear :class:`ModelNotFoundError` raised) now; weights load on the first ``encode``.
     """
-    config = get_encoder_config(name_or_config) if isinstance(name_or_config, str) else name_or_config
+    config = get_encoder_config(name_or_config, model_path=model_path) if isinstance(name_or_config, str) \
+        else name_or_config
     resolved = resolve_model(config.model_id, revision=config.revision, model_path=model_path,
                              fallback_package=config.fallback_package)
     kind = infer_kind(resolved.path)
