@@ -108,7 +108,7 @@ def test_partial_run_lists_what_is_missing(fake_run: Path) -> None:
     results = pd.read_parquet(fake_run / "results.parquet")
     keep = ~results.subset_kind.isin(["category", "k"]) & ~results.encoder.str.startswith("lab-")
     results[keep].to_parquet(fake_run / "results.parquet")
-    html = build_report(fake_run, n_boot=200).read_text(encoding="utf-8")
+    html = build_report(fake_run, n_boot=200, partial=True).read_text(encoding="utf-8")
     missing = _text(html.split('id="missing"', 1)[1].split('id="manifest"', 1)[0])
     for expected in ("rsa.parquet: not found", "comparisons.parquet: not found", "predictions.parquet: unreadable",
                      "rdms/*.npz", "no per-category accuracy rows", "no per-k rows", "no lab encoders"):

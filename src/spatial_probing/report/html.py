@@ -19,7 +19,7 @@ from spatial_probing.lab.config import OBJECTIVE_DESCRIPTIONS
 from spatial_probing.report.figures import Plot, make_figures
 from spatial_probing.report.summary import (ALPHA, RunAnalysis, format_p, is_control, is_grounded, is_reported_pair,
                                             points)
-from spatial_probing.report.tables import RunTables, load_run
+from spatial_probing.report.tables import RunTables, UnreadableRunError, load_run
 from spatial_probing.report.template import MACROS, TEMPLATE
 
 _PROBING_CATEGORY_FIGURES = ("category_accuracy",)
@@ -218,15 +218,18 @@ def _embed(plot: Plot) -> dict[str, str]:
 
 
 def build_report(run_dir: str | Path, *, out: str | Path | None = None, figures_dir: str | Path | None = None,
-                 n_boot: int = 2000, seed: int = 0) -> Path:
+                 n_boot: int = 2000, seed: int = 0, partial: bool = False) -> Path:
     """Write one self-contained HTML report of a run directory and return its path.
 
     Figures are also written as PNG and SVG to ``figures_dir`` (default ``run_dir/figures``). Missing or
     unreadable tables are listed under "Not in this run"; a path that is not a run directory (neither
     ``results.parquet`` nor ``manifest.json``) raises :class:`~spatial_probing.report.tables.NotARunDirectory`.
-    ``n_boot``/``seed`` set the item bootstrap behind the intervals.
+    ``n_boot``/``seed`` set the item bootstrap behind the intervals. A file that exists but cannot be read
+    raises :class:`~spatial_probing.report.tables.UnreadableRunError` (nothing written) unless ``partial``.
     """
     tables = load_run(run_dir)
+    if tables.unreadable and not partial:
+        raise UnreadableRunError(tables.run_dir, tables.unreadable)
     run_dir = tables.run_dir
     out = Path(out) if out is not None else run_dir / "report.html"
     analysis = RunAnalysis(tables, n_boot=n_boot, seed=seed)

@@ -89,7 +89,8 @@ which relation types gain from grounding.</p>
 
 <h3>Baselines, chance and selectivity</h3>
 {% if baseline_findings %}<ul>{% for f in baseline_findings %}<li>{{ f.text }}</li>{% endfor %}</ul>
-{% else %}<p>No probe's interval covers chance, and no probe's selectivity interval covers zero.</p>{% endif %}
+{% elif accuracy and accuracy.rows %}<p>No probe's interval covers chance, and no probe's selectivity interval covers zero.</p>
+{% else %}<p class="muted">No probe accuracies in this run.</p>{% endif %}
 <div class="scroll">{{ table(accuracy) }}</div>
 {% for fig in figures.probing %}{{ figure(fig) }}{% endfor %}
 
