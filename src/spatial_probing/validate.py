@@ -156,6 +156,7 @@ def _resolve_encoders(config: RunConfig, add: Callable[[str], None], weights_how
 
     known = _known_names(config, add)
     layers: dict[str, list[str] | None] = {}
+    missing_models: set[str | None] = set()
     for field, names in _encoder_fields(config):
         concrete = []
         for name in names:
@@ -179,7 +180,12 @@ def _resolve_encoders(config: RunConfig, add: Callable[[str], None], weights_how
                 layers[name] = list(encoder.layer_names)
             except ModelNotFoundError as err:
                 layers[name] = None
-                add(f"{field}: {name!r}: " + str(err.provide_with(weights_how(name))))
+                if err.model_id is not None and err.model_id in missing_models:  # said in full once
+                    add(f"{field}: {name!r}: model {err.model_id!r} not found either (see above); provide it "
+                        f"{weights_how(name)}")
+                else:
+                    add(f"{field}: {name!r}: " + str(err.provide_with(weights_how(name))))
+                missing_models.add(err.model_id)
             except (KeyError, ValueError, OSError) as err:
                 layers[name] = None
                 add(f"{field}: {err.args[0] if isinstance(err, KeyError) and err.args else err}")
