@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from spatial_probing.embed.config import LEXICAL_ENCODERS, is_lexical_floor
+from spatial_probing.errors import UnknownNameError
 from spatial_probing.io import read_yaml_model
 from spatial_probing.probe.engine import ProbeSettings
 from spatial_probing.probe.estimators import DEFAULT_CS
@@ -32,6 +33,10 @@ from spatial_probing.probe.runner import UnitConfig, run_units
 from spatial_probing.probe.tasks import TASKS
 from spatial_probing.rsa.meaning import MeaningSettings, MeaningUnit, run_meaning
 from spatial_probing.rsa.runner import RSASettings, RSAUnit, run_rsa
+from spatial_probing.validate import RunConfigError, check_run_config, validate_run_config
+
+__all__ = ["RunConfig", "RunConfigError", "check_run_config", "load_run_config", "prepare_encoders", "run",
+           "run_rsa_step", "validate_run_config"]
 
 
 class RunConfig(BaseModel):
@@ -102,7 +107,7 @@ class RunConfig(BaseModel):
     def _known_tasks(cls, tasks: list[str]) -> list[str]:
         unknown = [t for t in tasks if t not in TASKS]
         if unknown:
-            raise ValueError(f"unknown task(s) {unknown}; expected some of {sorted(TASKS)}")
+            raise ValueError("; ".join(str(UnknownNameError("task", t, TASKS)) for t in unknown))
         return tasks
 
     @field_validator("task_encoders")
@@ -209,9 +214,24 @@ def prepare_encoders(config: RunConfig, *, log=print) -> RunConfig:
         "task_encoders": {t: _expand(v, known, f"task_encoders.{t}") for t, v in config.task_encoders.items()}})
 
 
-def run(config: RunConfig, *, command: str = "", log=print) -> dict[str, Path]:
-    """Run (or resume) every unit of ``config`` and assemble the run directory's tables (then the RSA step)."""
+def _checked_and_prepared(config: RunConfig, *, log=print) -> RunConfig:
+    """``config`` checked as a whole before any work (:class:`RunConfigError` listing every problem), its lab
+    trained and encoder patterns expanded, then the encoders the lab added checked too."""
+    check_run_config(config)
+    had_lab = config.lab is not None
     config = prepare_encoders(config, log=log)
+    if had_lab:
+        check_run_config(config)
+    return config
+
+
+def run(config: RunConfig, *, command: str = "", log=print) -> dict[str, Path]:
+    """Run (or resume) every unit of ``config`` and assemble the run directory's tables (then the RSA step).
+
+    The whole config is checked first (:func:`validate_run_config`); a config with problems raises
+    :class:`RunConfigError` before anything is embedded, probed or written.
+    """
+    config = _checked_and_prepared(config, log=log)
     paths = run_units(config.units(), config.out, data_dir=config.data_dir, model_paths=dict(config.model_paths),
                       cache_dir=config.cache_dir, image_dir=config.image_dir, command=command,
                       run_config=config.model_dump(mode="json"), log=log)
@@ -231,7 +251,7 @@ def run_rsa_step(config: RunConfig, *, command: str = "", log=print) -> dict[str
     """Only the RSA step of ``config`` (``rsa.parquet``/``.csv``, ``rdms/``), sharing the run's embedding cache."""
     if config.rsa is None:
         raise ValueError("the run config has `rsa: null`: the RSA step is turned off")
-    config = prepare_encoders(config, log=log)
+    config = _checked_and_prepared(config, log=log)
     return run_rsa(config.rsa_units(), config.out, data_dir=config.data_dir, model_paths=dict(config.model_paths),
                    cache_dir=config.cache_dir, image_dir=config.image_dir, command=command,
                    run_config=config.model_dump(mode="json"), log=log)

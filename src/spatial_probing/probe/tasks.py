@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from spatial_probing.data import load_dataset
 from spatial_probing.data.schema import DatasetName, Example
+from spatial_probing.errors import UnknownNameError
 from spatial_probing.probe.splits import TASK_DEFINED_POLICIES
 
 SubsetKind = Literal["relation", "category", "k", "question_type"]
@@ -217,7 +218,7 @@ def register_task(task: ProbingTask) -> ProbingTask:
 def get_task(name: str) -> ProbingTask:
     """The registered task called ``name`` (a clear error listing the known names otherwise)."""
     if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; expected one of {sorted(TASKS)}")
+        raise UnknownNameError("task", name, TASKS)
     return TASKS[name]
 
 
