@@ -102,6 +102,11 @@ class RunConfig(BaseModel):
         names = self.task_encoders.get(task, self.encoders)
         return names + [f for f in self.lexical_floor if f not in names]
 
+    def layers_of(self, encoder: str) -> str:
+        """The layer selector of ``encoder``'s units: a lexical-floor encoder has its one layer whatever ``layers``
+        says (the selector is meant for the neural encoders)."""
+        return "all" if encoder in LEXICAL_ENCODERS else self.layers
+
     @field_validator("tasks")
     @classmethod
     def _known_tasks(cls, tasks: list[str]) -> list[str]:
@@ -128,7 +133,7 @@ class RunConfig(BaseModel):
 
     def units(self) -> list[UnitConfig]:
         """Every (task, encoder, probe) unit, in config order."""
-        return [UnitConfig(task=t, encoder=e, split=self.split, layers="all" if e in LEXICAL_ENCODERS else self.layers,
+        return [UnitConfig(task=t, encoder=e, split=self.split, layers=self.layers_of(e),
                            max_train=self.max_train,
                            max_test=self.max_test, load_kwargs=self.task_options.get(t, {}),
                            settings=ProbeSettings(probe=p, seeds=tuple(self.seeds), Cs=tuple(self.Cs),
@@ -141,7 +146,7 @@ class RunConfig(BaseModel):
         """Every (task, encoder) RSA unit (none when ``rsa`` is null), on the probe units' examples."""
         if self.rsa is None:
             return []
-        return [RSAUnit(task=t, encoder=e, settings=self.rsa, layers="all" if e in LEXICAL_ENCODERS else self.layers,
+        return [RSAUnit(task=t, encoder=e, settings=self.rsa, layers=self.layers_of(e),
                         split=self.split,
                         load_kwargs=self.task_options.get(t, {}), max_train=self.max_train, max_test=self.max_test,
                         probe_seed=self.seeds[0], device=self.device)
@@ -152,10 +157,10 @@ class RunConfig(BaseModel):
         triples), on the examples of the run's first task on that dataset."""
         if self.meaning is None:
             return []
-        return [MeaningUnit(dataset=d, task=t, encoder=e, settings=self.meaning, layers=self.layers, split=self.split,
+        return [MeaningUnit(dataset=d, task=t, encoder=e, settings=self.meaning, layers=self.layers_of(e), split=self.split,
                             load_kwargs=self.task_options.get(t, {}), max_train=self.max_train,
                             max_test=self.max_test, probe_seed=self.seeds[0], device=self.device)
-                for d, t in self.meaning.pick_tasks(self.tasks).items() for e in self.task_encoders.get(t, self.encoders)]
+                for d, t in self.meaning.pick_tasks(self.tasks).items() for e in self.task_encoder_names(t)]
 
 
 def load_run_config(path: str | Path) -> RunConfig:
