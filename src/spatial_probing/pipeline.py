@@ -88,6 +88,10 @@ class RunConfig(BaseModel):
                              f"order:, static:NAME or random-init:NAME (or [] to opt out)")
         return names
 
+    def layers_of(self, encoder: str) -> str:
+        """``layers``, except for the one-layer encoders (``bow:``, ``order:``, ``static:…``): their one layer."""
+        return "all" if encoder in LEXICAL_ENCODERS or encoder.startswith("static:") else self.layers
+
     def task_encoder_names(self, task: str) -> list[str]:
         """The encoders of ``task``: ``task_encoders[task]`` or ``encoders``, then the lexical floor."""
         names = self.task_encoders.get(task, self.encoders)
@@ -119,8 +123,7 @@ class RunConfig(BaseModel):
 
     def units(self) -> list[UnitConfig]:
         """Every (task, encoder, probe) unit, in config order."""
-        return [UnitConfig(task=t, encoder=e, split=self.split, layers="all" if e in LEXICAL_ENCODERS else self.layers,
-                           max_train=self.max_train,
+        return [UnitConfig(task=t, encoder=e, split=self.split, layers=self.layers_of(e), max_train=self.max_train,
                            max_test=self.max_test, load_kwargs=self.task_options.get(t, {}),
                            settings=ProbeSettings(probe=p, seeds=tuple(self.seeds), Cs=tuple(self.Cs),
                                                   inner_folds=self.inner_folds, max_iter=self.max_iter,
@@ -132,8 +135,7 @@ class RunConfig(BaseModel):
         """Every (task, encoder) RSA unit (none when ``rsa`` is null), on the probe units' examples."""
         if self.rsa is None:
             return []
-        return [RSAUnit(task=t, encoder=e, settings=self.rsa, layers="all" if e in LEXICAL_ENCODERS else self.layers,
-                        split=self.split,
+        return [RSAUnit(task=t, encoder=e, settings=self.rsa, layers=self.layers_of(e), split=self.split,
                         load_kwargs=self.task_options.get(t, {}), max_train=self.max_train, max_test=self.max_test,
                         probe_seed=self.seeds[0], device=self.device)
                 for t in self.rsa.pick_tasks(self.tasks) for e in self.task_encoder_names(t)]
