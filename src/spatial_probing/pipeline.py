@@ -25,12 +25,18 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from spatial_probing.embed.config import LEXICAL_ENCODERS, is_lexical_floor
+from spatial_probing.errors import UnknownNameError
 from spatial_probing.io import read_yaml_model
 from spatial_probing.probe.engine import ProbeSettings
 from spatial_probing.probe.estimators import DEFAULT_CS
 from spatial_probing.probe.runner import UnitConfig, run_units
 from spatial_probing.probe.tasks import TASKS
+from spatial_probing.rsa.meaning import MeaningSettings, MeaningUnit, run_meaning
 from spatial_probing.rsa.runner import RSASettings, RSAUnit, run_rsa
+from spatial_probing.validate import RunConfigError, check_run_config, validate_run_config
+
+__all__ = ["RunConfig", "RunConfigError", "check_run_config", "load_run_config", "prepare_encoders", "run",
+           "run_rsa_step", "validate_run_config"]
 
 
 class RunConfig(BaseModel):
@@ -45,6 +51,8 @@ class RunConfig(BaseModel):
     ``encoder_registries`` are encoder YAML files (:func:`~spatial_probing.embed.load_registry_file`) registered
     before any unit runs; ``lab`` is a grounding-lab config trained first (resumable) whose ``encoders.yaml``
     is registered too. Encoder names may be patterns over registered names (``lab-*``, ``static:lab-mlm-*``).
+    ``meaning`` configures the meaning-over-words step (:class:`~spatial_probing.rsa.meaning.MeaningSettings`;
+    on by default for synthetic and VSR tasks, ``meaning: null`` turns it off).
     ``report`` writes ``report.html`` and ``figures/`` at the end (``spatial-probing report OUT`` does it later).
     ``lexical_floor`` encoders (default ``bow:`` and ``order:``) are added to every task's encoders (also those
     named in ``task_encoders``), so every number has what the words alone give beside it; ``[]`` opts out.
@@ -74,6 +82,7 @@ class RunConfig(BaseModel):
     task_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     task_encoders: dict[str, list[str]] = Field(default_factory=dict)
     rsa: RSASettings | None = Field(default_factory=RSASettings)
+    meaning: MeaningSettings | None = Field(default_factory=MeaningSettings)
     encoder_registries: list[Path] = Field(default_factory=list)
     lab: Path | None = None
     report: bool = True
@@ -102,7 +111,7 @@ class RunConfig(BaseModel):
     def _known_tasks(cls, tasks: list[str]) -> list[str]:
         unknown = [t for t in tasks if t not in TASKS]
         if unknown:
-            raise ValueError(f"unknown task(s) {unknown}; expected some of {sorted(TASKS)}")
+            raise ValueError("; ".join(str(UnknownNameError("task", t, TASKS)) for t in unknown))
         return tasks
 
     @field_validator("task_encoders")
@@ -139,6 +148,16 @@ class RunConfig(BaseModel):
                         load_kwargs=self.task_options.get(t, {}), max_train=self.max_train, max_test=self.max_test,
                         probe_seed=self.seeds[0], device=self.device)
                 for t in self.rsa.pick_tasks(self.tasks) for e in self.task_encoder_names(t)]
+
+    def meaning_units(self) -> list[MeaningUnit]:
+        """Every (dataset, encoder) meaning-over-words unit (none when ``meaning`` is null or no run task has
+        triples), on the examples of the run's first task on that dataset."""
+        if self.meaning is None:
+            return []
+        return [MeaningUnit(dataset=d, task=t, encoder=e, settings=self.meaning, layers=self.layers, split=self.split,
+                            load_kwargs=self.task_options.get(t, {}), max_train=self.max_train,
+                            max_test=self.max_test, probe_seed=self.seeds[0], device=self.device)
+                for d, t in self.meaning.pick_tasks(self.tasks).items() for e in self.task_encoders.get(t, self.encoders)]
 
 
 def load_run_config(path: str | Path) -> RunConfig:
@@ -197,14 +216,31 @@ def prepare_encoders(config: RunConfig, *, log=print) -> RunConfig:
         "task_encoders": {t: _expand(v, known, f"task_encoders.{t}") for t, v in config.task_encoders.items()}})
 
 
-def run(config: RunConfig, *, command: str = "", log=print) -> dict[str, Path]:
-    """Run (or resume) every unit of ``config`` and assemble the run directory's tables (then the RSA step)."""
+def _checked_and_prepared(config: RunConfig, *, log=print) -> RunConfig:
+    """``config`` checked as a whole before any work (:class:`RunConfigError` listing every problem), its lab
+    trained and encoder patterns expanded, then the encoders the lab added checked too."""
+    check_run_config(config)
+    had_lab = config.lab is not None
     config = prepare_encoders(config, log=log)
+    if had_lab:
+        check_run_config(config)
+    return config
+
+
+def run(config: RunConfig, *, command: str = "", log=print) -> dict[str, Path]:
+    """Run (or resume) every unit of ``config`` and assemble the run directory's tables (then the RSA step).
+
+    The whole config is checked first (:func:`validate_run_config`); a config with problems raises
+    :class:`RunConfigError` before anything is embedded, probed or written.
+    """
+    config = _checked_and_prepared(config, log=log)
     paths = run_units(config.units(), config.out, data_dir=config.data_dir, model_paths=dict(config.model_paths),
                       cache_dir=config.cache_dir, image_dir=config.image_dir, command=command,
                       run_config=config.model_dump(mode="json"), log=log)
     if config.rsa is not None:
         paths.update(run_rsa_step(config, command=command, log=log))
+    if config.meaning_units():
+        paths.update(run_meaning_step(config, command=command, log=log))
     if config.report:
         from spatial_probing.report import build_report
 
@@ -217,7 +253,20 @@ def run_rsa_step(config: RunConfig, *, command: str = "", log=print) -> dict[str
     """Only the RSA step of ``config`` (``rsa.parquet``/``.csv``, ``rdms/``), sharing the run's embedding cache."""
     if config.rsa is None:
         raise ValueError("the run config has `rsa: null`: the RSA step is turned off")
-    config = prepare_encoders(config, log=log)
+    config = _checked_and_prepared(config, log=log)
     return run_rsa(config.rsa_units(), config.out, data_dir=config.data_dir, model_paths=dict(config.model_paths),
                    cache_dir=config.cache_dir, image_dir=config.image_dir, command=command,
                    run_config=config.model_dump(mode="json"), log=log)
+
+
+def run_meaning_step(config: RunConfig, *, command: str = "", log=print) -> dict[str, Path]:
+    """Only the meaning-over-words step of ``config`` (``meaning.parquet``/``.csv``), sharing the embedding cache."""
+    if config.meaning is None:
+        raise ValueError("the run config has `meaning: null`: the meaning-over-words step is turned off")
+    config = prepare_encoders(config, log=log)
+    units = config.meaning_units()
+    if not units:
+        raise ValueError(f"no run task reads a dataset with meaning-over-words triples (synthetic or vsr); tasks: "
+                         f"{config.tasks}")
+    return run_meaning(units, config.out, data_dir=config.data_dir, model_paths=dict(config.model_paths),
+                       cache_dir=config.cache_dir, command=command, run_config=config.model_dump(mode="json"), log=log)

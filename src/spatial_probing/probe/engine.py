@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tqdm.auto import tqdm
 
 from spatial_probing.embed.encoders import resolve_device
@@ -56,6 +56,21 @@ class ProbeSettings(BaseModel):
     n_boot: int = Field(default=1000, ge=100)
     device: str = "auto"
 
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds: tuple[int, ...]) -> tuple[int, ...]:
+        if len(set(seeds)) != len(seeds) or min(seeds) < 0:
+            raise ValueError(f"expected distinct seeds >= 0 (a repeat would be counted twice in every mean), "
+                             f"got {list(seeds)}")
+        return seeds
+
+    @field_validator("Cs")
+    @classmethod
+    def _positive_cs(cls, Cs: tuple[float, ...]) -> tuple[float, ...]:
+        if not all(np.isfinite(c) and c > 0 for c in Cs):
+            raise ValueError(f"expected inverse L2 strengths > 0, got {list(Cs)}")
+        return Cs
+
 
 @dataclass
 class LayerSeedResult:
@@ -74,14 +89,34 @@ class LayerSeedResult:
     mdl_compression: float = float("nan")
 
 
+def _check_lengths(X_train: Mapping[str, np.ndarray], X_test: Mapping[str, np.ndarray], y_train: np.ndarray,
+                   per_item: Mapping[str, Sequence]) -> None:
+    """Every per-item argument as long as the rows it describes; the message names both arguments and lengths."""
+    n_train, n_test = len(y_train), None
+    for layer in X_train:
+        if len(X_train[layer]) != n_train:
+            raise ValueError(f"X_train[{layer!r}] has {len(X_train[layer])} rows but y_train has {n_train} labels; "
+                             f"they must match (one label per training row)")
+        if n_test is None:
+            n_test = len(X_test[layer])
+        elif len(X_test[layer]) != n_test:
+            raise ValueError(f"X_test[{layer!r}] has {len(X_test[layer])} rows but X_test[{next(iter(X_test))!r}] "
+                             f"has {n_test}; every layer must hold the same test items")
+    for name, values in per_item.items():
+        n, of = (n_train, "y_train (training labels)") if name.endswith("_train") else (n_test, "X_test (test rows)")
+        if len(values) != n:
+            raise ValueError(f"{name} has {len(values)} entries but {of} has {n}; they must match one to one")
+
+
 def _check_inputs(X_train: Mapping[str, np.ndarray], X_test: Mapping[str, np.ndarray], y_train: np.ndarray,
-                  groups: Sequence, settings: ProbeSettings) -> None:
+                  groups: Sequence, settings: ProbeSettings, control_types_train: Sequence = (),
+                  control_types_test: Sequence = ()) -> None:
     if not X_train:
         raise ValueError("no layers to probe")
     if set(X_train) != set(X_test):
         raise ValueError(f"train and test layers differ: {sorted(X_train)} vs {sorted(X_test)}")
-    if len(groups) != len(y_train):
-        raise ValueError(f"{len(groups)} groups for {len(y_train)} training labels")
+    _check_lengths(X_train, X_test, y_train, {"groups_train": groups, "control_types_train": control_types_train,
+                                              "control_types_test": control_types_test})
     n_folds = settings.inner_folds if len(settings.Cs) > 1 else None
     for layer in X_train:
         check_probe_inputs(X_train[layer], y_train, n_folds=n_folds, where=f"layer {layer} (train)")
@@ -136,7 +171,7 @@ def probe_arrays(X_train: Mapping[str, np.ndarray], y_train: Sequence[str], X_te
             concept (:func:`~spatial_probing.probe.splits.inner_concept_masks`) instead of by ``groups_train``.
     """
     y_train = np.asarray(y_train, dtype=object)
-    _check_inputs(X_train, X_test, y_train, groups_train, settings)
+    _check_inputs(X_train, X_test, y_train, groups_train, settings, control_types_train, control_types_test)
     classes = np.array(sorted(set(y_train.tolist())), dtype=object)
     index = {c: i for i, c in enumerate(classes)}
     K = len(classes)

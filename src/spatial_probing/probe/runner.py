@@ -38,6 +38,11 @@ from spatial_probing.probe.tasks import ProbeItems, get_task
 RESULT_COLUMNS = ["dataset", "task", "encoder", "layer", "probe", "seed", "split", "subset_kind", "subset", "metric",
                   "value", "ci_low", "ci_high", "n_test"]
 KEY_COLUMNS = ["dataset", "task", "encoder", "layer", "probe", "seed"]
+
+#: Version of how probe and RSA parts are computed from the same config, weights and data. Bump it with any
+#: change that alters their numbers (an estimator, a metric, an interval, pooling of folds), so a resumed run
+#: recomputes its finished parts instead of mixing old and new results.
+PROBE_FORMAT_VERSION = 3  # 3: selectivity on seen control types; memorisation, overlap, below-chance rows
 COMPARISON_COLUMNS = ["dataset", "task", "layer_a", "layer_b", "probe", "encoder_a", "encoder_b", "selection",
                       "subset_kind", "subset", "acc_a", "acc_b", "diff", "mcnemar_p", "permutation_p", "p_holm", "n"]
 
@@ -247,7 +252,7 @@ def run_unit(config: UnitConfig, *, data_dir: str | Path | None = None, model_pa
         memorised=np.concatenate(memorised) if memorised else None)
     meta = {"unit": config.model_dump(mode="json"), "config_hash": config.digest(), "task": spec.model_dump(mode="json"),
             "encoder": encoder.info.model_dump(mode="json"),
-            "data_hash": sha256_texts(f"{e.id}\x1f{e.text}" for e in items.examples),
+            "data_hash": examples_hash(items.examples), "format_version": PROBE_FORMAT_VERSION,
             "n_examples": len(items.examples), "n_items": len(items.ids), "n_folds": len(folds),
             "splits": overlap}
     return results, predictions, meta
@@ -268,15 +273,38 @@ def encoder_weights_hash(name: str, *, model_path: str | Path | None = None,
     return load_encoder(name, model_path=model_path, device="cpu").weights_hash(memo_file=memo)
 
 
-def part_is_current(meta_path: Path, config_hash: str, weights_hash: str | None) -> bool:
-    """Whether a finished part was made with the same configuration and (when given) the same encoder weights,
-    so that a retrained or replaced model under the same name is never answered from old results."""
+def examples_hash(examples: Sequence[Example]) -> str:
+    """Identity of the data a unit used: every field of every example (ids, texts, labels, splits), in order."""
+    return sha256_texts(e.model_dump_json() for e in examples)
+
+
+def unit_data_hash(config: UnitConfig, data_dir: str | Path | None = None) -> str:
+    """:func:`examples_hash` of the examples ``config``'s unit embeds (loaded, capped and filtered as it does)."""
+    examples = task_examples(config.task, data_dir=data_dir, split=config.split, load_kwargs=config.load_kwargs,
+                             max_train=config.max_train, max_test=config.max_test, seed=config.settings.seeds[0])
+    return examples_hash(get_task(config.task).items(examples).examples)
+
+
+def part_is_current(meta_path: Path, config_hash: str, weights_hash: str | None,
+                    data_hash: str | Callable[[], str] | None = None) -> bool:
+    """Whether a finished part can be reused: same configuration, probing-format version
+    (:data:`PROBE_FORMAT_VERSION`), encoder weights and data (each of the last two when given).
+
+    A retrained model under the same name, edited data files or changed probing code are never answered
+    from old results. ``data_hash`` may be a function, called only when everything else matches (it loads data).
+    """
     try:
         meta = json.loads(meta_path.read_text())
-        return meta["config_hash"] == config_hash and (weights_hash is None
-                                                       or meta["encoder"]["weights_hash"] == weights_hash)
+        if meta["config_hash"] != config_hash or meta.get("format_version") != PROBE_FORMAT_VERSION:
+            return False
+        if weights_hash is not None and meta["encoder"]["weights_hash"] != weights_hash:
+            return False
+        stored = meta.get("data_hash")
     except (OSError, ValueError, KeyError, TypeError):
         return False
+    if data_hash is None:
+        return True
+    return stored == (data_hash() if callable(data_hash) else data_hash)
 
 
 def pending_units(units: Sequence[Any], done: Callable[[Any, str], bool], *, stage: str, label: Callable[[Any], str],
@@ -291,15 +319,18 @@ def pending_units(units: Sequence[Any], done: Callable[[Any, str], bool], *, sta
         model_path = (model_paths or {}).get(unit.encoder)
         weights = encoder_weights_hash(unit.encoder, model_path=model_path, cache_dir=cache_dir)
         if done(unit, weights):
-            log(f"skip {stage} {label(unit)}: done (config {unit.digest()}, same weights)")
+            log(f"skip {stage} {label(unit)}: done (config {unit.digest()}, same weights, data and format)")
             continue
         log(f"{stage} {label(unit)}")
         yield unit, model_path
 
 
-def unit_done(out_dir: Path, config: UnitConfig, weights_hash: str | None = None) -> bool:
-    """Whether this unit's part exists with the same configuration hash and encoder weights (then it is skipped)."""
-    return part_is_current(unit_paths(out_dir, config)["meta"], config.digest(), weights_hash)
+def unit_done(out_dir: Path, config: UnitConfig, weights_hash: str | None = None, *,
+              data_dir: str | Path | None = None) -> bool:
+    """Whether this unit's part exists with the same configuration hash, format version, encoder weights and
+    data (then it is skipped)."""
+    return part_is_current(unit_paths(out_dir, config)["meta"], config.digest(), weights_hash,
+                           lambda: unit_data_hash(config, data_dir))
 
 
 def write_unit(out_dir: Path, config: UnitConfig, results: pd.DataFrame, predictions: pd.DataFrame,
@@ -425,7 +456,7 @@ def run_units(configs: Sequence[UnitConfig], out_dir: str | Path, *, data_dir: s
     cache_dir = cache_dir if cache_dir is not None else out_dir / "cache"
     for task in dict.fromkeys(c.task for c in configs):
         of_task = [c for c in configs if c.task == task]
-        for config, model_path in pending_units(of_task, lambda c, w: unit_done(out_dir, c, w), stage="probe",
+        for config, model_path in pending_units(of_task, lambda c, w: unit_done(out_dir, c, w, data_dir=data_dir), stage="probe",
                                                 label=lambda c: f"{c.task} × {c.encoder} ({c.settings.probe})",
                                                 model_paths=model_paths, cache_dir=cache_dir, log=log):
             results, predictions, meta = run_unit(config, data_dir=data_dir, model_path=model_path,

@@ -7,6 +7,14 @@ Policies (by name):
 * ``concept-kfold`` — grouped k-fold by object concepts: concepts are hashed into k folds; in
   fold f an item is tested when both its subject and object concepts fall in f and trained on
   when neither does (mixed items are left out of that fold), so no concept is seen on both sides.
+* ``heldout-wording`` — the task marks each item ``train`` or ``test`` by its wording (see
+  :func:`wording_side`): test items use templates and paraphrases never seen in training, so a
+  probe must generalise across wordings (synthetic geometry tasks).
+* ``converse-transfer`` — the task marks items by which member of a converse pair phrases them
+  (see :func:`converse_side`): train on "left of"/"above", test on "right of"/"below".
+
+The last two are *task-defined*: only tasks built for them declare them, and :func:`outer_folds`
+then trains on the items marked ``train`` and tests on those marked ``test``.
 
 Inner cross-validation folds are stratified and grouped by ``Example.group`` (image, story,
 scene), so an image or story never straddles an inner split either; tasks that declare
@@ -27,8 +35,10 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from spatial_probing.data.schema import Example
 
-SplitPolicy = Literal["own", "zeroshot", "concept-kfold"]
-SPLIT_POLICIES: tuple[str, ...] = ("own", "zeroshot", "concept-kfold")
+SplitPolicy = Literal["own", "zeroshot", "concept-kfold", "heldout-wording", "converse-transfer"]
+SPLIT_POLICIES: tuple[str, ...] = ("own", "zeroshot", "concept-kfold", "heldout-wording", "converse-transfer")
+#: Policies whose train/test sides the task itself assigns to items.
+TASK_DEFINED_POLICIES: tuple[str, ...] = ("heldout-wording", "converse-transfer")
 
 
 @dataclass(frozen=True)
@@ -48,7 +58,7 @@ def outer_folds(policy: str, splits: Sequence[str], concepts: Sequence[tuple[str
                 test_splits: Sequence[str] = ("test",)) -> list[Fold]:
     """The outer train/test folds of ``policy`` for items with dataset ``splits`` and (subject, object) ``concepts``."""
     split_arr = np.asarray(splits, dtype=object)
-    if policy in ("own", "zeroshot"):
+    if policy in ("own", "zeroshot", *TASK_DEFINED_POLICIES):
         train = np.flatnonzero(np.isin(split_arr, list(train_splits)))
         test = np.flatnonzero(np.isin(split_arr, list(test_splits)))
         if train.size == 0 or test.size == 0:
@@ -72,6 +82,35 @@ def outer_folds(policy: str, splits: Sequence[str], concepts: Sequence[tuple[str
         raise ValueError(f"concept-kfold: no fold has both training and test items ({len(concepts)} items, "
                          f"{n_folds} folds); use fewer folds or more data")
     return folds
+
+
+def wording_side(template: int, phrase: int, *, heldout_templates: Sequence[int],
+                 heldout_phrases: Sequence[int]) -> Literal["train", "test"] | None:
+    """``test`` when both the template and the paraphrase are held out, ``train`` when neither is, else None.
+
+    Mixed wordings are left out, so no test item shares its frame or its relation phrase with training.
+    """
+    t, p = template in heldout_templates, phrase in heldout_phrases
+    if t and p:
+        return "test"
+    if not t and not p:
+        return "train"
+    return None
+
+
+def converse_side(relation: str, dataset_split: str, *, train_relations: Sequence[str],
+                  test_relations: Sequence[str], train_splits: Sequence[str] = ("train",),
+                  test_splits: Sequence[str] = ("test",)) -> Literal["train", "test"] | None:
+    """``train`` for a train-member relation in a training split, ``test`` for a test member in a test split.
+
+    Everything else (the other member on either side, other relations, other splits) is left out, so the
+    test items are phrased only with relations never seen in training, on scenes/images never seen either.
+    """
+    if relation in train_relations and dataset_split in train_splits:
+        return "train"
+    if relation in test_relations and dataset_split in test_splits:
+        return "test"
+    return None
 
 
 def inner_fold_masks(y: Sequence, groups: Sequence, *, n_folds: int, seed: int) -> np.ndarray:

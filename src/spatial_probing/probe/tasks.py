@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from spatial_probing.data import load_dataset
 from spatial_probing.data.schema import DatasetName, Example
+from spatial_probing.errors import UnknownNameError
+from spatial_probing.probe.splits import TASK_DEFINED_POLICIES
 
 SubsetKind = Literal["relation", "category", "k", "question_type"]
 
@@ -49,7 +51,7 @@ class TaskSpec(BaseModel):
     description: str
     input: Literal["text", "text+image", "pair-difference"] = "text"
     label: str
-    split: Literal["own", "zeroshot", "concept-kfold"] = "own"
+    split: Literal["own", "zeroshot", "concept-kfold", "heldout-wording", "converse-transfer"] = "own"
     metric: Literal["accuracy", "macro_f1"] = "accuracy"
     chance: float | None = Field(default=None, gt=0, le=1)
     report_by: tuple[SubsetKind, ...] = ()
@@ -97,6 +99,9 @@ class ProbingTask:
     def load(self, data_dir: str | Path | None = None, *, split: str | None = None, **kwargs: Any) -> list[Example]:
         """Load the dataset (VSR's zero-shot files for the ``zeroshot`` policy)."""
         kw = {**self.spec.load_kwargs, **kwargs}
+        if split in TASK_DEFINED_POLICIES and split != self.spec.split:
+            raise ValueError(f"task {self.spec.name!r}: split {split!r} is defined by the tasks built for it "
+                             f"(those whose spec.split is {split!r}); this task's default is {self.spec.split!r}")
         if (split or self.spec.split) == "zeroshot":
             if self.spec.dataset != "vsr":
                 raise ValueError(f"task {self.spec.name!r}: the zeroshot split exists for VSR only")
@@ -213,7 +218,7 @@ def register_task(task: ProbingTask) -> ProbingTask:
 def get_task(name: str) -> ProbingTask:
     """The registered task called ``name`` (a clear error listing the known names otherwise)."""
     if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; expected one of {sorted(TASKS)}")
+        raise UnknownNameError("task", name, TASKS)
     return TASKS[name]
 
 
@@ -254,3 +259,8 @@ register_task(ArgumentOrderTask(TaskSpec(
     description="Synthetic minimal pairs (A rel B vs B rel A): from e(original) − e(swapped), is the "
     "alphabetically first object the subject? Bag-of-words representations are at chance.",
     label="argument order", report_by=("relation", "category"), control_type="ordered (subject, object) pair")))
+
+from spatial_probing.probe.targets import TARGET_TASKS  # noqa: E402  (targets subclass the classes above)
+
+for _t in TARGET_TASKS:
+    register_task(_t)
