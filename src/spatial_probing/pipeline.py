@@ -97,15 +97,14 @@ class RunConfig(BaseModel):
                              f"order:, static:NAME or random-init:NAME (or [] to opt out)")
         return names
 
+    def layers_of(self, encoder: str) -> str:
+        """``layers``, except for the one-layer encoders (``bow:``, ``order:``, ``static:…``): their one layer."""
+        return "all" if encoder in LEXICAL_ENCODERS or encoder.startswith("static:") else self.layers
+
     def task_encoder_names(self, task: str) -> list[str]:
         """The encoders of ``task``: ``task_encoders[task]`` or ``encoders``, then the lexical floor."""
         names = self.task_encoders.get(task, self.encoders)
         return names + [f for f in self.lexical_floor if f not in names]
-
-    def layers_of(self, encoder: str) -> str:
-        """The layer selector of ``encoder``'s units: a lexical-floor encoder has its one layer whatever ``layers``
-        says (the selector is meant for the neural encoders)."""
-        return "all" if encoder in LEXICAL_ENCODERS else self.layers
 
     @field_validator("tasks")
     @classmethod
