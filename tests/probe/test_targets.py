@@ -190,4 +190,29 @@ def test_vsr_converse_transfer_first_noun_rule_is_exactly_wrong(real_data: Path)
     assert np.mean(rule[splits == "train"] == items.labels[splits == "train"]) == 1.0
     assert np.mean(rule[splits == "test"] == items.labels[splits == "test"]) == 0.0
     assert (splits == "test").sum() > 100 and all(e.truth for e in items.examples)
+    train_images = {e.group for e, s in zip(items.examples, splits) if s == "train"}
+    assert not any(e.group in train_images for e, s in zip(items.examples, splits) if s == "test")
     assert probe(items, item_features(items, _order))[2] < 0.5
+
+
+def test_skipped_examples_are_counted_with_reasons() -> None:
+    def ex(i: int, text: str, relation: str, truth: bool = True, split: str = "train", image: str = "a") -> Example:
+        return Example(id=f"vsr/x/{i}", dataset="vsr", split=split, text=text, relation=relation, truth=truth,
+                       group=f"image:{image}", category="Projective")
+
+    examples = [ex(0, "The cat is left of the dog.", "left of"), ex(1, "The dog is right of the cat.", "right of",
+                                                                    split="test", image="b"),
+                ex(2, "cat left of dog", "left of"), ex(3, "The cat is near the dog.", "near"),
+                ex(4, "The cat is left of the dog.", "left of", truth=False),
+                ex(5, "The cat is left of the dog.", "left of", split="test", image="c"),
+                ex(6, "The dog is right of the cat.", "right of", split="test")]
+    task = get_task("vsr-converse-transfer")
+    items = task.items(examples)
+    assert items.ids == ["vsr/x/0", "vsr/x/1"]
+    reasons = task.skip_reasons(examples)
+    assert sum(reasons.values()) == len(examples) - 2
+    assert reasons["false caption (its words contradict the scene)"] == 1
+    assert reasons["relation 'near' is in no converse-transfer family"] == 1
+    assert reasons["on neither side of the converse-transfer split"] == 1
+    assert reasons["test caption of an image/scene with a training caption"] == 1
+    assert any(r.startswith("caption is not") for r in reasons)

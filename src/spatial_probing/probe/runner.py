@@ -196,6 +196,7 @@ def run_unit(config: UnitConfig, *, data_dir: str | Path | None = None, model_pa
             "encoder": encoder.info.model_dump(mode="json"),
             "data_hash": sha256_texts(f"{e.id}\x1f{e.text}" for e in items.examples),
             "n_examples": len(items.examples), "n_items": len(items.ids), "n_folds": len(folds),
+            "skipped_examples": task.skip_reasons(examples),
             "splits": overlap}
     return results, predictions, meta
 

@@ -17,6 +17,7 @@ targets here are built so that a lexical shortcut either cannot work or gives it
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -51,6 +52,21 @@ class _ItemSplitTask(ProbingTask):
         items = super().items(examples)
         items.splits = [str(self.side(e)) for e in items.examples]
         return items
+
+
+    def why_not(self, e: Example) -> str | None:
+        """Why ``e`` is not an item (None when it is one)."""
+        if not e.truth:
+            return "false caption (its words contradict the scene)"
+        if self.label(e) is None:
+            return f"no {self.spec.label} label"
+        return None if self.side(e) is not None else f"on neither side of the {self.spec.split} split"
+
+    def skip_reasons(self, examples: Sequence[Example]) -> dict[str, int]:
+        used = {e.id for e in self.items(examples).examples}
+        reasons = Counter(self.why_not(e) or "test caption of an image/scene with a training caption"
+                          for e in examples if e.id not in used)
+        return dict(reasons.most_common())
 
 
 class GeometryTask(_ItemSplitTask):
@@ -93,6 +109,15 @@ class ConverseTransferTask(_ItemSplitTask):
         if not e.truth or e.relation is None:
             return None
         return transfer_fact(e.relation, self.spec.dataset)
+
+    def why_not(self, e: Example) -> str | None:
+        if e.truth and e.relation is not None and self._fact(e) is None:
+            return f"relation {e.relation!r} is in no converse-transfer family"
+        if self.spec.dataset == "vsr" and e.truth and self._fact(e) is not None:
+            parsed = parse_caption(e.text, str(e.relation))
+            if isinstance(parsed, str):
+                return parsed
+        return super().why_not(e)
 
     def _arguments(self, e: Example) -> tuple[str, str] | None:
         if self.spec.dataset == "vsr":
