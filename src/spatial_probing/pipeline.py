@@ -24,6 +24,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from spatial_probing.embed.config import LEXICAL_ENCODERS, is_lexical_floor
+from spatial_probing.errors import UnknownNameError
 from spatial_probing.io import read_yaml_model
 from spatial_probing.probe.engine import ProbeSettings
 from spatial_probing.probe.estimators import DEFAULT_CS
@@ -31,6 +33,10 @@ from spatial_probing.probe.runner import UnitConfig, run_units
 from spatial_probing.probe.tasks import TASKS
 from spatial_probing.rsa.meaning import MeaningSettings, MeaningUnit, run_meaning
 from spatial_probing.rsa.runner import RSASettings, RSAUnit, run_rsa
+from spatial_probing.validate import RunConfigError, check_run_config, validate_run_config
+
+__all__ = ["RunConfig", "RunConfigError", "check_run_config", "load_run_config", "prepare_encoders", "run",
+           "run_rsa_step", "validate_run_config"]
 
 
 class RunConfig(BaseModel):
@@ -48,6 +54,8 @@ class RunConfig(BaseModel):
     ``meaning`` configures the meaning-over-words step (:class:`~spatial_probing.rsa.meaning.MeaningSettings`;
     on by default for synthetic and VSR tasks, ``meaning: null`` turns it off).
     ``report`` writes ``report.html`` and ``figures/`` at the end (``spatial-probing report OUT`` does it later).
+    ``lexical_floor`` encoders (default ``bow:`` and ``order:``) are added to every task's encoders (also those
+    named in ``task_encoders``), so every number has what the words alone give beside it; ``[]`` opts out.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -78,13 +86,28 @@ class RunConfig(BaseModel):
     encoder_registries: list[Path] = Field(default_factory=list)
     lab: Path | None = None
     report: bool = True
+    lexical_floor: list[str] = Field(default_factory=lambda: ["bow:", "order:"])
+
+    @field_validator("lexical_floor")
+    @classmethod
+    def _floor_names(cls, names: list[str]) -> list[str]:
+        bad = [n for n in names if not is_lexical_floor(n)]
+        if bad:
+            raise ValueError(f"lexical_floor: {bad} are not lexical-floor encoders; expected names such as bow:, "
+                             f"order:, static:NAME or random-init:NAME (or [] to opt out)")
+        return names
+
+    def task_encoder_names(self, task: str) -> list[str]:
+        """The encoders of ``task``: ``task_encoders[task]`` or ``encoders``, then the lexical floor."""
+        names = self.task_encoders.get(task, self.encoders)
+        return names + [f for f in self.lexical_floor if f not in names]
 
     @field_validator("tasks")
     @classmethod
     def _known_tasks(cls, tasks: list[str]) -> list[str]:
         unknown = [t for t in tasks if t not in TASKS]
         if unknown:
-            raise ValueError(f"unknown task(s) {unknown}; expected some of {sorted(TASKS)}")
+            raise ValueError("; ".join(str(UnknownNameError("task", t, TASKS)) for t in unknown))
         return tasks
 
     @field_validator("task_encoders")
@@ -105,22 +128,24 @@ class RunConfig(BaseModel):
 
     def units(self) -> list[UnitConfig]:
         """Every (task, encoder, probe) unit, in config order."""
-        return [UnitConfig(task=t, encoder=e, split=self.split, layers=self.layers, max_train=self.max_train,
+        return [UnitConfig(task=t, encoder=e, split=self.split, layers="all" if e in LEXICAL_ENCODERS else self.layers,
+                           max_train=self.max_train,
                            max_test=self.max_test, load_kwargs=self.task_options.get(t, {}),
                            settings=ProbeSettings(probe=p, seeds=tuple(self.seeds), Cs=tuple(self.Cs),
                                                   inner_folds=self.inner_folds, max_iter=self.max_iter,
                                                   mdl_seeds=self.mdl_seeds,
                                                   n_boot=self.n_boot, device=self.device))
-                for t in self.tasks for e in self.task_encoders.get(t, self.encoders) for p in self.probes]
+                for t in self.tasks for e in self.task_encoder_names(t) for p in self.probes]
 
     def rsa_units(self) -> list[RSAUnit]:
         """Every (task, encoder) RSA unit (none when ``rsa`` is null), on the probe units' examples."""
         if self.rsa is None:
             return []
-        return [RSAUnit(task=t, encoder=e, settings=self.rsa, layers=self.layers, split=self.split,
+        return [RSAUnit(task=t, encoder=e, settings=self.rsa, layers="all" if e in LEXICAL_ENCODERS else self.layers,
+                        split=self.split,
                         load_kwargs=self.task_options.get(t, {}), max_train=self.max_train, max_test=self.max_test,
                         probe_seed=self.seeds[0], device=self.device)
-                for t in self.rsa.pick_tasks(self.tasks) for e in self.task_encoders.get(t, self.encoders)]
+                for t in self.rsa.pick_tasks(self.tasks) for e in self.task_encoder_names(t)]
 
     def meaning_units(self) -> list[MeaningUnit]:
         """Every (dataset, encoder) meaning-over-words unit (none when ``meaning`` is null or no run task has
@@ -189,9 +214,24 @@ def prepare_encoders(config: RunConfig, *, log=print) -> RunConfig:
         "task_encoders": {t: _expand(v, known, f"task_encoders.{t}") for t, v in config.task_encoders.items()}})
 
 
-def run(config: RunConfig, *, command: str = "", log=print) -> dict[str, Path]:
-    """Run (or resume) every unit of ``config`` and assemble the run directory's tables (then the RSA step)."""
+def _checked_and_prepared(config: RunConfig, *, log=print) -> RunConfig:
+    """``config`` checked as a whole before any work (:class:`RunConfigError` listing every problem), its lab
+    trained and encoder patterns expanded, then the encoders the lab added checked too."""
+    check_run_config(config)
+    had_lab = config.lab is not None
     config = prepare_encoders(config, log=log)
+    if had_lab:
+        check_run_config(config)
+    return config
+
+
+def run(config: RunConfig, *, command: str = "", log=print) -> dict[str, Path]:
+    """Run (or resume) every unit of ``config`` and assemble the run directory's tables (then the RSA step).
+
+    The whole config is checked first (:func:`validate_run_config`); a config with problems raises
+    :class:`RunConfigError` before anything is embedded, probed or written.
+    """
+    config = _checked_and_prepared(config, log=log)
     paths = run_units(config.units(), config.out, data_dir=config.data_dir, model_paths=dict(config.model_paths),
                       cache_dir=config.cache_dir, image_dir=config.image_dir, command=command,
                       run_config=config.model_dump(mode="json"), log=log)
@@ -211,7 +251,7 @@ def run_rsa_step(config: RunConfig, *, command: str = "", log=print) -> dict[str
     """Only the RSA step of ``config`` (``rsa.parquet``/``.csv``, ``rdms/``), sharing the run's embedding cache."""
     if config.rsa is None:
         raise ValueError("the run config has `rsa: null`: the RSA step is turned off")
-    config = prepare_encoders(config, log=log)
+    config = _checked_and_prepared(config, log=log)
     return run_rsa(config.rsa_units(), config.out, data_dir=config.data_dir, model_paths=dict(config.model_paths),
                    cache_dir=config.cache_dir, image_dir=config.image_dir, command=command,
                    run_config=config.model_dump(mode="json"), log=log)

@@ -30,11 +30,11 @@ def sbert(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def write_config(tmp: Path, sbert: Path, rsa: dict | None = None, **extra) -> Path:
     cfg = {"out": "run", "cache_dir": "cache", "tasks": ["synthetic-argument-order", "synthetic-relation"],
-           "encoders": ["sbert-minilm"], "seeds": [0], "Cs": [1.0], "n_boot": 100, "mdl_seeds": 0, "device": "cpu",
+           "encoders": ["sbert-minilm"], "seeds": [0], "Cs": [1.0], "n_boot": 100, "mdl_seeds": 0, "device": "cpu", "lexical_floor": [],
            "task_options": {"synthetic-argument-order": {"n_scenes": 24}, "synthetic-relation": {"n_scenes": 24}},
            "model_paths": {"sbert-minilm": str(sbert)},
            "rsa": {"n_permutations": 99, "n_boot": 99, "comparisons": ["rho_a", "spearman"], **(rsa or {})}, **extra}
-    path = tmp / "run.yaml"
+    path = tmp / "run.yaml"  # the lexical floor (on by default) has its own tests: tests/probe/test_lexical_floor.py
     path.write_text(yaml.safe_dump(cfg))
     return path
 

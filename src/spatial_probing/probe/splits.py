@@ -17,7 +17,8 @@ The last two are *task-defined*: only tasks built for them declare them, and :fu
 then trains on the items marked ``train`` and tests on those marked ``test``.
 
 Inner cross-validation folds are stratified and grouped by ``Example.group`` (image, story,
-scene), so an image or story never straddles an inner split either.
+scene), so an image or story never straddles an inner split either; tasks that declare
+``inner_cv="concept"`` (VSR) group them by concept instead (:func:`inner_concept_masks`).
 """
 
 from __future__ import annotations
@@ -129,16 +130,41 @@ def inner_fold_masks(y: Sequence, groups: Sequence, *, n_folds: int, seed: int) 
     return masks
 
 
+def inner_concept_masks(concepts: Sequence[tuple[str, str]], *, n_folds: int,
+                        seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Training and validation row masks ``(n_folds, n)`` of inner CV folds grouped by concept.
+
+    As ``concept-kfold`` does for the outer split: concepts are hashed into ``n_folds`` folds; in fold f an item
+    is validated when both its concepts fall in f and trained on when neither does (mixed items sit out that
+    fold), so no concept straddles an inner split — what a concept-disjoint (zero-shot) outer split needs to
+    choose C for unseen concepts. (VSR's concepts form one connected graph, so no grouping of whole items can.)
+    """
+    fa = np.array([_fold_of(str(a), seed, n_folds) for a, _ in concepts])
+    fb = np.array([_fold_of(str(b), seed, n_folds) for _, b in concepts])
+    folds = np.arange(n_folds)[:, None]
+    train, val = (fa != folds) & (fb != folds), (fa == folds) & (fb == folds)
+    empty = [f for f in range(n_folds) if not train[f].any() or not val[f].any()]
+    if empty:
+        raise ValueError(f"concept-grouped inner cross-validation: fold(s) {empty} of {n_folds} have no training or "
+                         f"no validation items ({len(concepts)} items, {len(set(fa.tolist() + fb.tolist()))} concept "
+                         f"folds used); use fewer inner folds or more data")
+    return train, val
+
+
 _WORD = re.compile(r"[a-z0-9]+")
 
 
 def overlap_report(train: Sequence[Example], test: Sequence[Example]) -> dict[str, float | int]:
-    """What the test set shares with the training set: groups, exact texts, relation triples, concepts, words."""
+    """What the test set shares with the training set: groups, images, exact texts, relation triples, concepts,
+    words (counts and shares of test items)."""
     def triple(e: Example) -> tuple:
         return (e.subject, e.relation, e.object)
 
     train_groups = {e.group for e in train if e.group is not None}
+    train_images = {e.image for e in train if e.image is not None}
     train_texts = {e.text.strip().lower() for e in train}
+    with_image = [e for e in test if e.image is not None]
+    n_same_text = sum(e.text.strip().lower() in train_texts for e in test)
     train_triples = {triple(e) for e in train if e.subject and e.object}
     train_concepts = {c for e in train for c in (e.subject, e.object) if c}
     train_vocab = {w for e in train for w in _WORD.findall(e.text.lower())}
@@ -149,7 +175,11 @@ def overlap_report(train: Sequence[Example], test: Sequence[Example]) -> dict[st
         "n_train": len(train),
         "n_test": len(test),
         "test_groups_in_train": sum(e.group in train_groups for e in test if e.group is not None),
-        "frac_test_texts_in_train": sum(e.text.strip().lower() in train_texts for e in test) / n,
+        "test_images_in_train": sum(e.image in train_images for e in with_image),
+        "frac_test_images_in_train": (sum(e.image in train_images for e in with_image) / len(with_image)
+                                      if with_image else float("nan")),
+        "test_texts_in_train": n_same_text,
+        "frac_test_texts_in_train": n_same_text / n,
         "frac_test_triples_in_train": (sum(triple(e) in train_triples for e in with_args) / len(with_args)
                                        if with_args else float("nan")),
         "frac_test_concepts_seen": (sum(e.subject in train_concepts and e.object in train_concepts

@@ -26,8 +26,9 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from spatial_probing.data.schema import Example
-from spatial_probing.io import atomic_path, atomic_write_json, package_versions, sha256_bytes, sha256_texts
-from spatial_probing.probe.runner import part_is_current, pending_units, safe_name, task_examples
+from spatial_probing.io import atomic_path, atomic_write_json, package_versions, sha256_bytes
+from spatial_probing.probe.runner import (PROBE_FORMAT_VERSION, examples_hash, part_is_current, pending_units,
+                                          safe_name, task_examples)
 from spatial_probing.probe.tasks import TASKS, get_task
 from spatial_probing.rsa.compare import COMPARISON_METHODS
 from spatial_probing.rsa.inference import bootstrap_ci, permutation_test
@@ -214,12 +215,15 @@ def run_rsa_unit(unit: RSAUnit, out_dir: str | Path, *, data_dir: str | Path | N
                  image_dir: str | Path | None = None, show_progress: bool = False,
                  log=print) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Embed (from the cache) and analyse one unit; writes its ``rdms/*.npz``; returns (rows, metadata)."""
-    from spatial_probing.embed import embed_examples, load_encoder
+    from spatial_probing.embed import embed_examples, fit_lexical, load_encoder
 
     out_dir = Path(out_dir)
     dataset = get_task(unit.task).spec.dataset
     examples = probe_examples(unit, data_dir)
     encoder = load_encoder(unit.encoder, model_path=model_path, device=unit.device)
+    # bow:, order: — RSA has no held-out side: the vocabulary is that of every analysed example, so the RDM
+    # reflects the words and not where the split fell
+    fit_lexical(encoder, examples)
     emb = embed_examples(examples, encoder, layers=unit.settings.layers or unit.layers, cache_dir=cache_dir,
                          image_dir=image_dir, show_progress=show_progress)
     rows, counts = select_items(examples, max_items=unit.settings.max_items, seed=unit.settings.seed)
@@ -237,7 +241,7 @@ def run_rsa_unit(unit: RSAUnit, out_dir: str | Path, *, data_dir: str | Path | N
                                  rdm_method=unit.settings.rdm_methods[0])
     meta = {"unit": unit.model_dump(mode="json"), "config_hash": unit.digest(), "dataset": dataset,
             "encoder": encoder.info.model_dump(mode="json"), "items": counts,
-            "data_hash": sha256_texts(f"{e.id}\x1f{e.text}" for e in chosen),
+            "data_hash": examples_hash(chosen), "format_version": PROBE_FORMAT_VERSION,
             "references": {n: {"n_items": int(r.keep.sum()), "note": r.note} for n, r in refs.items()},
             "skipped_references": skipped, "rdm_files": files}
     return table, meta
@@ -248,9 +252,16 @@ def _part_paths(out_dir: Path, unit: RSAUnit) -> tuple[Path, Path]:
     return stem.with_suffix(".parquet"), stem.with_suffix(".json")
 
 
-def _done(out_dir: Path, unit: RSAUnit, weights_hash: str | None = None) -> bool:
+def _chosen_hash(unit: RSAUnit, data_dir: str | Path | None) -> str:
+    """The data hash of the items ``unit`` analyses (as stored in its part's metadata)."""
+    examples = probe_examples(unit, data_dir)
+    rows, _ = select_items(examples, max_items=unit.settings.max_items, seed=unit.settings.seed)
+    return examples_hash([examples[i] for i in rows])
+
+
+def _done(out_dir: Path, unit: RSAUnit, weights_hash: str | None = None, data_dir: str | Path | None = None) -> bool:
     table, meta = _part_paths(out_dir, unit)
-    return table.is_file() and part_is_current(meta, unit.digest(), weights_hash)
+    return table.is_file() and part_is_current(meta, unit.digest(), weights_hash, lambda: _chosen_hash(unit, data_dir))
 
 
 def assemble_parts(out_dir: str | Path, name: str, columns: list[str], sort_by: list[str], *, what: str,
@@ -296,7 +307,7 @@ def run_rsa(units: Sequence[RSAUnit], out_dir: str | Path, *, data_dir: str | Pa
     out_dir = Path(out_dir)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     cache_dir = cache_dir if cache_dir is not None else out_dir / "cache"
-    for unit, model_path in pending_units(units, lambda u, w: _done(out_dir, u, w), stage="rsa",
+    for unit, model_path in pending_units(units, lambda u, w: _done(out_dir, u, w, data_dir), stage="rsa",
                                           label=lambda u: f"{u.task} × {u.encoder}", model_paths=model_paths,
                                           cache_dir=cache_dir, log=log):
         table, meta = run_rsa_unit(unit, out_dir, data_dir=data_dir, model_path=model_path, cache_dir=cache_dir,
