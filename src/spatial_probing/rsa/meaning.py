@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from spatial_probing.data.converse import VSR_CONVERSE, no_converse_reason, vsr_triple
 from spatial_probing.data.schema import Example
-from spatial_probing.io import atomic_path, atomic_write_json, sha256_texts
+from spatial_probing.io import atomic_path, atomic_write_json
 from spatial_probing.rsa.runner import StepUnit
 
 MEANING_COLUMNS = ["dataset", "encoder", "layer", "kind", "value", "ci_low", "ci_high", "n_triples", "n_clusters",
@@ -276,7 +276,8 @@ def run_meaning_unit(unit: MeaningUnit, *, data_dir: str | Path | None = None, m
                      cache_dir: str | Path | None = None, show_progress: bool = False
                      ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Embed one unit's triples (through the cache) and compute its rows; returns (rows, metadata)."""
-    from spatial_probing.embed import embed_examples, load_encoder
+    from spatial_probing.embed import embed_examples, fit_lexical, load_encoder
+    from spatial_probing.probe.runner import PROBE_FORMAT_VERSION, examples_hash
 
     triples = unit_triples(unit, data_dir)
     encoder = load_encoder(unit.encoder, model_path=model_path, device=unit.device)
@@ -289,6 +290,7 @@ def run_meaning_unit(unit: MeaningUnit, *, data_dir: str | Path | None = None, m
         emb = {"final": np.zeros((0, 1))}
         note = "no triples"
     else:
+        fit_lexical(encoder, triples.examples)  # bow:/order: learn their vocabulary from the triples (no test side)
         emb = embed_examples(triples.examples, encoder, layers=layers, cache_dir=cache_dir,
                              show_progress=show_progress)
         note = ""
@@ -297,7 +299,7 @@ def run_meaning_unit(unit: MeaningUnit, *, data_dir: str | Path | None = None, m
     meta = {"unit": unit.model_dump(mode="json"), "config_hash": unit.digest(),
             "encoder": encoder.info.model_dump(mode="json"), "n_triples": len(triples),
             "skipped": {k: dict(v) for k, v in triples.skipped.items()}, "note": note,
-            "data_hash": sha256_texts(f"{e.id}\x1f{e.text}" for e in triples.examples)}
+            "data_hash": examples_hash(triples.examples), "format_version": PROBE_FORMAT_VERSION}
     return table, meta
 
 
@@ -322,7 +324,7 @@ def run_meaning(units: Sequence[MeaningUnit], out_dir: str | Path, *, data_dir: 
                 command: str = "", run_config: dict[str, Any] | None = None, show_progress: bool = False,
                 log=print) -> dict[str, Path]:
     """Compute every unit not already done (same hash and weights), then assemble ``meaning.parquet``/``.csv``."""
-    from spatial_probing.probe.runner import part_is_current, pending_units
+    from spatial_probing.probe.runner import examples_hash, part_is_current, pending_units
 
     out_dir = Path(out_dir)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -330,7 +332,8 @@ def run_meaning(units: Sequence[MeaningUnit], out_dir: str | Path, *, data_dir: 
 
     def done(u: MeaningUnit, weights: str) -> bool:
         table, meta = _part_paths(out_dir, u)
-        return table.is_file() and part_is_current(meta, u.digest(), weights)
+        return table.is_file() and part_is_current(meta, u.digest(), weights,
+                                                   lambda: examples_hash(unit_triples(u, data_dir).examples))
 
     for unit, model_path in pending_units(units, done, stage="meaning", label=lambda u: f"{u.dataset} × {u.encoder}",
                                           model_paths=model_paths, cache_dir=cache_dir, log=log):
