@@ -1,8 +1,8 @@
 """Targets whose answer is not in the words: known-answer tests with hand-built lexical and planted encoders.
 
-The lexical encoders are built here from scikit-learn (a unigram+bigram CountVectorizer fitted on the
-training items, and a one-hot of the first and second noun), so the claims hold for any encoder
-that sees only which words occur (and next to which) or which noun comes first.
+The lexical floor is the toolkit's own ``bow:`` (unigram + bigram counts) and ``order:`` (one-hot of the
+first and second noun), fitted on the training items only, as in a run; a plain first-noun rule and a
+unigram bag are checked too.
 """
 
 from __future__ import annotations
@@ -11,12 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import OneHotEncoder
 
-from spatial_probing.data import load_dataset
 from spatial_probing.data.schema import Example
+from spatial_probing.embed import load_encoder
 from spatial_probing.data.synthetic import SUBJECT_FIRST, SceneObject
 from spatial_probing.probe import get_task, outer_folds
 from spatial_probing.probe.stats import bootstrap_metric
@@ -31,14 +29,6 @@ def first_second(e: Example) -> tuple[str, str]:
         return (subj, obj) if SUBJECT_FIRST[int(e.source["template"])] else (obj, subj)
     text = e.text.lower()
     return (subj, obj) if text.find(subj) <= text.find(obj) else (obj, subj)
-
-
-def bow(train_texts: list[str], texts: list[str]) -> np.ndarray:
-    return CountVectorizer(ngram_range=(1, 2)).fit(train_texts).transform(texts).toarray().astype(float)
-
-
-def order(train_pairs: list[tuple[str, str]], pairs: list[tuple[str, str]]) -> np.ndarray:
-    return OneHotEncoder(handle_unknown="ignore").fit(train_pairs).transform(pairs).toarray()
 
 
 def probe(items: ProbeItems, x: np.ndarray) -> tuple[float, float, float]:
@@ -56,12 +46,16 @@ def item_features(items: ProbeItems, fn) -> np.ndarray:
     return fn(train, ex)
 
 
-def _bow(train: list[Example], ex: list[Example]) -> np.ndarray:
-    return bow([e.text for e in train], [e.text for e in ex])
+def lexical(name: str):
+    """The toolkit's lexical-floor encoder ``name`` as ``fn(train_examples, examples) -> features``."""
+    def fn(train: list[Example], ex: list[Example]) -> np.ndarray:
+        return load_encoder(name).fit(train).encode_examples(ex)["0"].astype(float)
+
+    fn.__name__ = name
+    return fn
 
 
-def _order(train: list[Example], ex: list[Example]) -> np.ndarray:
-    return order([first_second(e) for e in train], [first_second(e) for e in ex])
+_bow, _order = lexical("bow:"), lexical("order:")
 
 
 @pytest.fixture(scope="module")
