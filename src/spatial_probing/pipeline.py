@@ -156,7 +156,8 @@ class RunConfig(BaseModel):
         triples), on the examples of the run's first task on that dataset."""
         if self.meaning is None:
             return []
-        return [MeaningUnit(dataset=d, task=t, encoder=e, settings=self.meaning, layers=self.layers_of(e), split=self.split,
+        return [MeaningUnit(dataset=d, task=t, encoder=e, settings=self.meaning, layers=self.layers_of(e),
+                            split=self.split,
                             load_kwargs=self.task_options.get(t, {}), max_train=self.max_train,
                             max_test=self.max_test, probe_seed=self.seeds[0], device=self.device)
                 for d, t in self.meaning.pick_tasks(self.tasks).items() for e in self.task_encoder_names(t)]

@@ -254,6 +254,7 @@ def run_unit(config: UnitConfig, *, data_dir: str | Path | None = None, model_pa
             "encoder": encoder.info.model_dump(mode="json"),
             "data_hash": examples_hash(items.examples), "format_version": PROBE_FORMAT_VERSION,
             "n_examples": len(items.examples), "n_items": len(items.ids), "n_folds": len(folds),
+            "skipped_examples": task.skip_reasons(examples),
             "splits": overlap}
     return results, predictions, meta
 
