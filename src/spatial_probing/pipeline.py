@@ -29,6 +29,7 @@ from spatial_probing.probe.engine import ProbeSettings
 from spatial_probing.probe.estimators import DEFAULT_CS
 from spatial_probing.probe.runner import UnitConfig, run_units
 from spatial_probing.probe.tasks import TASKS
+from spatial_probing.rsa.pairs import PairsSettings, pairs_units, run_pairs
 from spatial_probing.rsa.runner import RSASettings, RSAUnit, run_rsa
 
 
@@ -45,6 +46,8 @@ class RunConfig(BaseModel):
     before any unit runs; ``lab`` is a grounding-lab config trained first (resumable) whose ``encoders.yaml``
     is registered too. Encoder names may be patterns over registered names (``lab-*``, ``static:lab-mlm-*``).
     ``report`` writes ``report.html`` and ``figures/`` at the end (``spatial-probing report OUT`` does it later).
+    ``pairs`` runs the caption-choice step (SugarCrepe, ARO, What'sUp: ``pairs.parquet``/``.csv``;
+    :class:`~spatial_probing.rsa.pairs.PairsSettings`; off unless given).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -74,6 +77,7 @@ class RunConfig(BaseModel):
     encoder_registries: list[Path] = Field(default_factory=list)
     lab: Path | None = None
     report: bool = True
+    pairs: PairsSettings | None = None
 
     @field_validator("tasks")
     @classmethod
@@ -131,6 +135,8 @@ def load_run_config(path: str | Path) -> RunConfig:
     fix = {k: here(getattr(config, k)) for k in ("out", "data_dir", "cache_dir", "image_dir", "lab")}
     paths = {k: here(v) for k, v in config.model_paths.items()}
     registries = [here(p) for p in config.encoder_registries]
+    if config.pairs is not None and config.pairs.image_dirs:
+        fix["pairs"] = config.pairs.model_copy(update={"image_dirs": {k: here(v) for k, v in config.pairs.image_dirs.items()}})
     return config.model_copy(update={**fix, "model_paths": paths, "encoder_registries": registries})
 
 
@@ -183,6 +189,8 @@ def run(config: RunConfig, *, command: str = "", log=print) -> dict[str, Path]:
                       run_config=config.model_dump(mode="json"), log=log)
     if config.rsa is not None:
         paths.update(run_rsa_step(config, command=command, log=log))
+    if config.pairs is not None:
+        paths.update(run_pairs_step(config, command=command, log=log))
     if config.report:
         from spatial_probing.report import build_report
 
@@ -199,3 +207,13 @@ def run_rsa_step(config: RunConfig, *, command: str = "", log=print) -> dict[str
     return run_rsa(config.rsa_units(), config.out, data_dir=config.data_dir, model_paths=dict(config.model_paths),
                    cache_dir=config.cache_dir, image_dir=config.image_dir, command=command,
                    run_config=config.model_dump(mode="json"), log=log)
+
+
+def run_pairs_step(config: RunConfig, *, command: str = "", log=print) -> dict[str, Path]:
+    """Only the caption-choice step of ``config`` (``pairs.parquet``/``.csv``), sharing the run's embedding cache."""
+    if config.pairs is None:
+        raise ValueError("the run config has no `pairs:` section: the caption-choice step is off")
+    config = prepare_encoders(config, log=log)
+    units = pairs_units(config.pairs, config.encoders, layers=config.layers, device=config.device)
+    return run_pairs(units, config.out, data_dir=config.data_dir, model_paths=dict(config.model_paths),
+                     cache_dir=config.cache_dir, command=command, run_config=config.model_dump(mode="json"), log=log)
