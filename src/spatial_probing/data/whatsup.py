@@ -40,16 +40,20 @@ SUBSETS: dict[str, tuple[str, str, str]] = {
     "gqa_one": ("vg_qa_one_obj.json", "vg_images", "triple"),
     "gqa_two": ("vg_qa_two_obj.json", "vg_images", "triple"),
 }
-#: Preposition phrases, longest first, so "to the left of" wins over "left".
+#: Preposition phrases in order of priority: longer phrases first ("to the left of" over "left"), and the
+#: one-object captions' final word ("a dog on the left") over the "on" before it.
 _PREPOSITIONS = ("to the left of", "to the right of", "in front of", "on top of", "left of", "right of", "behind",
-                 "under", "above", "below", "on", "left", "right", "top", "bottom")
+                 "under", "above", "below", "left", "right", "top", "bottom", "on")
+_PREP_RES = [(p, re.compile(rf"\b{re.escape(p)}\b", re.IGNORECASE)) for p in _PREPOSITIONS]
 _PREP_RE = re.compile(r"\b(" + "|".join(re.escape(p) for p in _PREPOSITIONS) + r")\b", re.IGNORECASE)
 
 
 def preposition(text: str) -> str | None:
     """The spatial preposition a What'sUp caption states (``"left of"``, ``"on"``, ``"top"`` …), or None."""
-    m = _PREP_RE.search(text)
-    return None if m is None else re.sub(r"^to the ", "", m.group(1).lower())
+    for phrase, pattern in _PREP_RES:
+        if pattern.search(text):
+            return phrase.removeprefix("to the ")
+    return None
 
 
 def _without_preposition(text: str) -> str:
