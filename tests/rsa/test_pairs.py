@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from choice_fixtures import ARO, write_aro, write_png, write_sugarcrepe
+from choice_fixtures import ARO, write_aro, write_png, write_sugarcrepe, write_whatsup
 from conftest_models import build_tiny_clip, build_tiny_sbert
 
 from spatial_probing.data import DataError, Example, load_dataset
@@ -221,3 +221,35 @@ def test_choice_items_rejects_an_item_without_a_true_option():
                   origin="f.json#0") for i in range(2)]
     with pytest.raises(ValueError, match="item 'p': expected ≥ 2 options with exactly one true"):
         choice_items(ex)
+
+
+def _whatsup_with_images(root: Path) -> Path:
+    write_whatsup(root)
+    for i, e in enumerate({e.image: e for e in load_dataset("whatsup", data_dir=root)}.values()):
+        write_png(root / "whatsup" / str(e.image), seed=10 + i)
+    return root
+
+
+def test_whatsup_four_and_two_way_items_are_kept_apart(tmp_path, tiny):
+    root = _whatsup_with_images(tmp_path)
+    settings = PairsSettings(datasets=["whatsup"], itm_encoders=["clip-text+image"], n_boot=20, n_folds=2)
+    itm, meta = run_pairs_unit(PairsUnit(dataset="whatsup", encoder="clip-text+image", mode="itm", device="cpu",
+                                         settings=settings), data_dir=root, model_path=tiny["clip"], log=lambda *_: None)
+    assert meta["n_items"] == {"2-way": 3, "4-way": 4}
+    chance = dict(zip(itm[itm.subset_kind == "all"].subset, itm[itm.subset_kind == "all"].chance))
+    assert chance == {"all-2way": 0.5, "all-4way": 0.25}
+    text, _ = run_pairs_unit(PairsUnit(dataset="whatsup", encoder="sbert-minilm", mode="text", device="cpu",
+                                       layers="final", settings=settings.model_copy(update={"n_folds": 4})),
+                             data_dir=root, model_path=tiny["sbert"], log=lambda *_: None)
+    blind = text[text.analysis == "blind-choice"].set_index("subset")
+    assert blind.loc["all-4way"].chance == 0.25 and np.isfinite(blind.loc["all-4way"].value)
+    assert np.isnan(blind.loc["all-2way"].value) and "3 images < 4 folds" in blind.loc["all-2way"].note
+
+
+def test_settings_refuse_encoders_of_the_wrong_modality():
+    with pytest.raises(ValueError, match="'clip-text' is a text encoder; image-text matching needs"):
+        PairsSettings(itm_encoders=["clip-text"])
+    with pytest.raises(ValueError, match="'clip-text\\+image' is a text\\+image encoder; the text-side"):
+        PairsSettings(encoders=["sbert-mpnet", "clip-text+image"])
+    with pytest.raises(ValueError, match="each dataset once"):
+        PairsSettings(datasets=["aro", "aro"])

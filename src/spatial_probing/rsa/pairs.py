@@ -108,6 +108,12 @@ def text_rows(x: np.ndarray, items: ChoiceItems, *, dataset: str, encoder: str, 
     cos = option_cosines(x, items)
     rows = [_row(cos, items, m, n_boot=n_boot, seed=seed, analysis="cosine", subset_kind=kind, subset=name, **key)
             for kind, name, m in _subsets(items)]
+    n_images = len(set(items.clusters.tolist()))
+    if probe and n_images < n_folds:  # reported, not dropped: the probe needs an image in every fold
+        return rows + [{**key, "analysis": a, "subset_kind": "all", "subset": "all", "value": np.nan, "ci_low": np.nan,
+                        "ci_high": np.nan, "chance": 1 / items.k, "control": np.nan, "n_items": len(items),
+                        "n_clusters": n_images, "note": f"not run: {n_images} images < {n_folds} folds"}
+                       for a in ("blind-choice", "blind-choice-shuffled")]
     if not probe:
         return rows
     hits = blind_choice_probe(x, items, n_folds=n_folds, C=C, seed=seed).astype(np.float64)
@@ -176,6 +182,30 @@ class PairsSettings(BaseModel):
         if len(set(v)) != len(v):
             raise ValueError(f"each dataset once, got {v}")
         return v
+
+    @field_validator("itm_encoders")
+    @classmethod
+    def _joint(cls, v: list[str]) -> list[str]:
+        return _check_modality(v, "text+image", "image-text matching needs CLIP text+image encoders")
+
+    @field_validator("encoders")
+    @classmethod
+    def _text(cls, v: list[str] | None) -> list[str] | None:
+        return v and _check_modality(v, "text", "the text-side analyses need text encoders (CLIP: clip-text)")
+
+
+def _check_modality(names: list[str], modality: str, why: str) -> list[str]:
+    """Refuse registered encoders of another modality up front (names registered later are checked when run)."""
+    from spatial_probing.embed.config import get_encoder_config
+
+    for name in names:
+        try:
+            got = get_encoder_config(name).modality
+        except (KeyError, ValueError):
+            continue
+        if got != modality:
+            raise ValueError(f"{name!r} is a {got} encoder; {why}")
+    return names
 
 
 class PairsUnit(BaseModel):
