@@ -20,7 +20,7 @@ app = typer.Typer(no_args_is_help=True, help="Load, summarise and download the b
 console = Console(stderr=True)
 
 DataDir = Annotated[Optional[Path], typer.Option("--data-dir", envvar="SPATIAL_PROBING_DATA",
-                                                 help="Folder holding vsr/, stepgame/, spartqa/.")]
+                                                 help="Folder holding vsr/, stepgame/, spartqa/, sugarcrepe/, aro/, whatsup/.")]
 #: Variants summarised by default when none is asked for.
 DEFAULT_VARIANTS = {"vsr": ["random", "zeroshot"], "stepgame": ["clean"], "spartqa": [None], "synthetic": [None]}
 
@@ -29,7 +29,7 @@ DEFAULT_VARIANTS = {"vsr": ["random", "zeroshot"], "stepgame": ["clean"], "spart
 def summary(
     dataset: Annotated[str, typer.Option(help=f"One of {sorted(DATASETS)}.")],
     data_dir: DataDir = None,
-    variant: Annotated[Optional[list[str]], typer.Option(help="VSR random|zeroshot; StepGame clean|noise|train_version.")] = None,
+    variant: Annotated[Optional[list[str]], typer.Option(help="VSR random|zeroshot; StepGame clean|noise|train_version; SugarCrepe change type; What'sUp subset.")] = None,
     split: Annotated[Optional[str], typer.Option(help="Only this split.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one machine-readable JSON object.")] = False,
     skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Skip invalid records and report the count.")] = False,
