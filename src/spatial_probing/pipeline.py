@@ -32,6 +32,7 @@ from spatial_probing.probe.estimators import DEFAULT_CS
 from spatial_probing.probe.runner import UnitConfig, run_units
 from spatial_probing.probe.tasks import TASKS
 from spatial_probing.rsa.meaning import MeaningSettings, MeaningUnit, run_meaning
+from spatial_probing.rsa.pairs import PairsSettings, pairs_units, run_pairs
 from spatial_probing.rsa.runner import RSASettings, RSAUnit, run_rsa
 from spatial_probing.validate import RunConfigError, check_run_config, validate_run_config
 
@@ -56,6 +57,8 @@ class RunConfig(BaseModel):
     ``report`` writes ``report.html`` and ``figures/`` at the end (``spatial-probing report OUT`` does it later).
     ``lexical_floor`` encoders (default ``bow:`` and ``order:``) are added to every task's encoders (also those
     named in ``task_encoders``), so every number has what the words alone give beside it; ``[]`` opts out.
+    ``pairs`` runs the caption-choice step (SugarCrepe, ARO, What'sUp: ``pairs.parquet``/``.csv``;
+    :class:`~spatial_probing.rsa.pairs.PairsSettings`; off unless given).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -105,6 +108,7 @@ class RunConfig(BaseModel):
         """The encoders of ``task``: ``task_encoders[task]`` or ``encoders``, then the lexical floor."""
         names = self.task_encoders.get(task, self.encoders)
         return names + [f for f in self.lexical_floor if f not in names]
+    pairs: PairsSettings | None = None
 
     @field_validator("tasks")
     @classmethod
@@ -175,6 +179,8 @@ def load_run_config(path: str | Path) -> RunConfig:
     fix = {k: here(getattr(config, k)) for k in ("out", "data_dir", "cache_dir", "image_dir", "lab")}
     paths = {k: here(v) for k, v in config.model_paths.items()}
     registries = [here(p) for p in config.encoder_registries]
+    if config.pairs is not None and config.pairs.image_dirs:
+        fix["pairs"] = config.pairs.model_copy(update={"image_dirs": {k: here(v) for k, v in config.pairs.image_dirs.items()}})
     return config.model_copy(update={**fix, "model_paths": paths, "encoder_registries": registries})
 
 
@@ -244,6 +250,8 @@ def run(config: RunConfig, *, command: str = "", log=print) -> dict[str, Path]:
         paths.update(run_rsa_step(config, command=command, log=log))
     if config.meaning_units():
         paths.update(run_meaning_step(config, command=command, log=log))
+    if config.pairs is not None:
+        paths.update(run_pairs_step(config, command=command, log=log))
     if config.report:
         from spatial_probing.report import build_report
 
@@ -273,3 +281,11 @@ def run_meaning_step(config: RunConfig, *, command: str = "", log=print) -> dict
                          f"{config.tasks}")
     return run_meaning(units, config.out, data_dir=config.data_dir, model_paths=dict(config.model_paths),
                        cache_dir=config.cache_dir, command=command, run_config=config.model_dump(mode="json"), log=log)
+def run_pairs_step(config: RunConfig, *, command: str = "", log=print) -> dict[str, Path]:
+    """Only the caption-choice step of ``config`` (``pairs.parquet``/``.csv``), sharing the run's embedding cache."""
+    if config.pairs is None:
+        raise ValueError("the run config has no `pairs:` section: the caption-choice step is off")
+    config = prepare_encoders(config, log=log)
+    units = pairs_units(config.pairs, config.encoders, layers=config.layers, device=config.device)
+    return run_pairs(units, config.out, data_dir=config.data_dir, model_paths=dict(config.model_paths),
+                     cache_dir=config.cache_dir, command=command, run_config=config.model_dump(mode="json"), log=log)
