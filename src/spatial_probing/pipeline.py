@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from spatial_probing.io import read_yaml_model
 from spatial_probing.probe.engine import ProbeSettings
@@ -45,6 +45,8 @@ class RunConfig(BaseModel):
     before any unit runs; ``lab`` is a grounding-lab config trained first (resumable) whose ``encoders.yaml``
     is registered too. Encoder names may be patterns over registered names (``lab-*``, ``static:lab-mlm-*``).
     ``report`` writes ``report.html`` and ``figures/`` at the end (``spatial-probing report OUT`` does it later).
+    ``protocol: founding-study`` runs the founding study's VSR probing protocol and the corrected one instead of
+    the task units (:mod:`spatial_probing.probe.replicate`; ``tasks`` must then be ``[vsr-relation]``).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -74,6 +76,7 @@ class RunConfig(BaseModel):
     encoder_registries: list[Path] = Field(default_factory=list)
     lab: Path | None = None
     report: bool = True
+    protocol: Literal["standard", "founding-study"] = "standard"
 
     @field_validator("tasks")
     @classmethod
@@ -98,6 +101,13 @@ class RunConfig(BaseModel):
         if bad:
             raise ValueError(f"unknown probe(s) {bad}; expected linear or mlp")
         return probes
+
+    @model_validator(mode="after")
+    def _founding_study_tasks(self) -> RunConfig:
+        if self.protocol == "founding-study" and self.tasks != ["vsr-relation"]:
+            raise ValueError(f"protocol: founding-study probes VSR relations only; set tasks: [vsr-relation] "
+                             f"(got tasks: {self.tasks})")
+        return self
 
     def units(self) -> list[UnitConfig]:
         """Every (task, encoder, probe) unit, in config order."""
@@ -178,11 +188,33 @@ def prepare_encoders(config: RunConfig, *, log=print) -> RunConfig:
 def run(config: RunConfig, *, command: str = "", log=print) -> dict[str, Path]:
     """Run (or resume) every unit of ``config`` and assemble the run directory's tables (then the RSA step)."""
     config = prepare_encoders(config, log=log)
+    if config.protocol == "founding-study":
+        return _run_founding_study(config, command=command, log=log)
     paths = run_units(config.units(), config.out, data_dir=config.data_dir, model_paths=dict(config.model_paths),
                       cache_dir=config.cache_dir, image_dir=config.image_dir, command=command,
                       run_config=config.model_dump(mode="json"), log=log)
     if config.rsa is not None:
         paths.update(run_rsa_step(config, command=command, log=log))
+    if config.report:
+        from spatial_probing.report import build_report
+
+        paths["report"] = build_report(config.out)
+        log(f"report: {paths['report']}")
+    return paths
+
+
+def _run_founding_study(config: RunConfig, *, command: str = "", log=print) -> dict[str, Path]:
+    """``protocol: founding-study``: the replication tables, a manifest, and the report with its Replication section."""
+    from datetime import datetime, timezone
+
+    from spatial_probing.io import atomic_write_json
+    from spatial_probing.probe.replicate import run_founding_study
+
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    paths = run_founding_study(config, command=command, log=log)
+    paths["manifest"] = atomic_write_json(Path(config.out) / "manifest.json", {
+        "command": command, "config": config.model_dump(mode="json"), "started": started,
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), "protocol": config.protocol})
     if config.report:
         from spatial_probing.report import build_report
 
