@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from spatial_probing.io import read_yaml_model
 from spatial_probing.probe.engine import ProbeSettings
+from spatial_probing.probe.erasure import ErasureSettings
 from spatial_probing.probe.estimators import DEFAULT_CS
 from spatial_probing.probe.runner import UnitConfig, run_units
 from spatial_probing.probe.tasks import TASKS
@@ -47,6 +48,7 @@ class RunConfig(BaseModel):
     ``report`` writes ``report.html`` and ``figures/`` at the end (``spatial-probing report OUT`` does it later).
     ``protocol: founding-study`` runs the founding study's VSR probing protocol and the corrected one instead of
     the task units (:mod:`spatial_probing.probe.replicate`; ``tasks`` must then be ``[vsr-relation]``).
+    ``erasure`` adds the LEACE causal test (:mod:`spatial_probing.probe.erasure`; ``erasure.parquet``/``.csv``).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -77,6 +79,7 @@ class RunConfig(BaseModel):
     lab: Path | None = None
     report: bool = True
     protocol: Literal["standard", "founding-study"] = "standard"
+    erasure: ErasureSettings | None = None
 
     @field_validator("tasks")
     @classmethod
@@ -195,6 +198,7 @@ def run(config: RunConfig, *, command: str = "", log=print) -> dict[str, Path]:
                       run_config=config.model_dump(mode="json"), log=log)
     if config.rsa is not None:
         paths.update(run_rsa_step(config, command=command, log=log))
+    paths.update(_run_erasure_step(config, log=log))
     if config.report:
         from spatial_probing.report import build_report
 
@@ -212,6 +216,7 @@ def _run_founding_study(config: RunConfig, *, command: str = "", log=print) -> d
 
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     paths = run_founding_study(config, command=command, log=log)
+    paths.update(_run_erasure_step(config, log=log))
     paths["manifest"] = atomic_write_json(Path(config.out) / "manifest.json", {
         "command": command, "config": config.model_dump(mode="json"), "started": started,
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), "protocol": config.protocol})
@@ -221,6 +226,17 @@ def _run_founding_study(config: RunConfig, *, command: str = "", log=print) -> d
         paths["report"] = build_report(config.out)
         log(f"report: {paths['report']}")
     return paths
+
+
+def _run_erasure_step(config: RunConfig, *, log=print) -> dict[str, Path]:
+    """The LEACE erasure table when ``erasure`` is set (nothing otherwise)."""
+    if config.erasure is None:
+        return {}
+    from spatial_probing.probe.erasure import run_erasure
+
+    return run_erasure(config.erasure, config.encoders, config.out, data_dir=config.data_dir,
+                       model_paths=dict(config.model_paths), cache_dir=config.cache_dir or Path(config.out) / "cache",
+                       task_options=config.task_options, device=config.device, log=log)
 
 
 def run_rsa_step(config: RunConfig, *, command: str = "", log=print) -> dict[str, Path]:
