@@ -37,7 +37,7 @@ def test_founding_study_run_writes_both_tables(tmp_path):
     model = build_tiny_sbert(tmp_path / "sbert")
     config = RunConfig(out=tmp_path / "run", data_dir=data, cache_dir=tmp_path / "cache", protocol="founding-study",
                        tasks=["vsr-relation"], encoders=["sbert-mpnet", "static:sbert-mpnet"],
-                       model_paths={"sbert-mpnet": model, "static:sbert-mpnet": model}, Cs=[0.1, 1.0], seeds=[0],
+                       model_paths={"sbert-mpnet": model, "static:sbert-mpnet": model}, Cs=[1.0], seeds=[0],
                        n_boot=100, rsa=None, report=False, device="cpu")
     run(config, log=lambda *_: None)
     rep = tmp_path / "run" / "replication"

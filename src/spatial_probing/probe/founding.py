@@ -192,23 +192,24 @@ def _fit_fold(X: np.ndarray, Y: np.ndarray, train: np.ndarray, test: np.ndarray,
     from spatial_probing.probe.batched import fit_softmax_batched, predict_log_proba_batched, standardize
     from spatial_probing.probe.splits import inner_fold_masks
 
-    R, nC, K = Y.shape[0], len(Cs), inner_folds
+    R, nC, K = Y.shape[0], len(Cs), inner_folds if len(Cs) > 1 else 0  # one C: nothing to choose
     Xtr, Xte = standardize(X[train], X[test])
     Ytr = Y[:, train]
-    inner = [inner_fold_masks(Ytr[r], groups[train], n_folds=K, seed=seed) for r in range(R)]  # (K, n_tr) each
+    inner = [inner_fold_masks(Ytr[r], groups[train], n_folds=K, seed=seed) if K else None for r in range(R)]
     masks = np.ones((R, nC, K + 1, train.size), dtype=np.float32)
-    for r in range(R):
+    for r in range(R if K else 0):
         masks[r, :, :K] = inner[r][None]
     labels = np.broadcast_to(Ytr[:, None, None, :], masks.shape)
     C = np.broadcast_to(np.asarray(Cs, dtype=np.float64)[None, :, None], masks.shape[:3])
     W, b = fit_softmax_batched(Xtr[None], labels.reshape(1, -1, train.size), n_classes=2, C=C.reshape(1, -1),
                                weights=masks.reshape(1, -1, train.size), max_iter=max_iter, device=device)
     W, b = W.reshape(R, nC, K + 1, *W.shape[2:]), b.reshape(R, nC, K + 1, -1)
-    pred_tr = predict_log_proba_batched(Xtr[None], W[:, :, :K].reshape(1, -1, *W.shape[3:]),
-                                        b[:, :, :K].reshape(1, -1, 2), device=device).argmax(-1)
-    pred_tr = pred_tr.reshape(R, nC, K, train.size)
     scores = np.zeros((R, nC))
-    for r in range(R):
+    if K:
+        pred_tr = predict_log_proba_batched(Xtr[None], W[:, :, :K].reshape(1, -1, *W.shape[3:]),
+                                            b[:, :, :K].reshape(1, -1, 2), device=device).argmax(-1)
+        pred_tr = pred_tr.reshape(R, nC, K, train.size)
+    for r in range(R if K else 0):
         for k in range(K):
             val = ~inner[r][k]
             scores[r] += _binary_macro_f1(Ytr[r, val][None], pred_tr[r, :, k][:, val]) / K
