@@ -148,3 +148,12 @@ def test_compare_across_relations_known_answers():
     assert same["wilcoxon_p"] == 1.0 and same["permutation_p"] == 1.0 and same["diff"] == 0.0
     with pytest.raises(ValueError, match="equal length"):
         compare_across_relations(a, a[:5])
+
+
+def test_test_text_seen_measures_duplicate_caption_leakage():
+    X, rel, truth = _data(seed=5)
+    unique = [f"caption {i}." for i in range(len(rel))]
+    twins = [f"The Caption  {i // 2}" + ("." if i % 2 else "") for i in range(len(rel))]  # pairs, same up to case/stop
+    assert founding_study_table(X, rel, texts=unique, show_progress=False).test_text_seen.eq(0).all()
+    seen = founding_study_table(X, rel, texts=twins, show_progress=False).test_text_seen
+    assert (seen > 0.5).all() and (seen <= 1).all()  # most test captions have their twin in training

@@ -16,7 +16,8 @@ Why it needs correcting: a relation holds 0.7–11 % of the captions, so an unre
 unstandardised probe on unit-norm vectors with C = 1 can predict "not this relation" for every
 caption; its macro-F1 is then ``0.5 × F1`` of the majority class (≈ 0.50), whatever the encoder.
 :func:`corrected_table` keeps the data and relations and changes the protocol: standardised
-features, C chosen by inner cross-validation (macro-F1) on training rows only, folds grouped by image,
+features, C chosen by inner cross-validation (macro-F1) on training rows only, folds grouped by caption
+text (VSR repeats 5,976 of its 7,680 training captions' texts, so the founding folds test on seen texts),
 every relation's score beside its all-negative baseline with a bootstrap interval, and a
 ``degenerate`` flag. :func:`compare_across_relations` is the paired test between two encoders.
 
@@ -38,7 +39,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 __all__ = [
-    "FOUNDING_LOGREG", "FOUNDING_METRICS", "MIN_CAPTIONS", "all_negative_macro_f1", "compare_across_relations",
+    "FOUNDING_LOGREG", "FOUNDING_METRICS", "MIN_CAPTIONS", "all_negative_macro_f1", "caption_key",
+    "compare_across_relations",
     "corrected_table", "fold_metrics", "founding_study_table", "l2_normalize", "retained_relations",
     "summarize_scores",
 ]
@@ -102,8 +104,13 @@ def _truth_counts(relations: np.ndarray, truth: np.ndarray | None, relation: str
     return out
 
 
+def caption_key(text: str) -> str:
+    """A caption's text up to case, spacing and the final full stop: identical captions share a key."""
+    return " ".join(text.lower().split()).rstrip(".").strip()
+
+
 def founding_study_table(X: np.ndarray, relations: Sequence[str], truth: Sequence[int] | None = None, *,
-                         min_count: int = MIN_CAPTIONS, normalize: bool = True,
+                         texts: Sequence[str] | None = None, min_count: int = MIN_CAPTIONS, normalize: bool = True,
                          show_progress: bool = True) -> pd.DataFrame:
     """One row per retained relation: the founding study's one-vs-rest probe, metrics averaged over 5 folds.
 
@@ -115,7 +122,9 @@ def founding_study_table(X: np.ndarray, relations: Sequence[str], truth: Sequenc
 
     Besides the founding study's columns, ``n_folds_all_negative`` counts folds where the probe
     predicted no caption as this relation and ``all_negative_macro_f1`` is that predictor's macro-F1
-    (mean over the same folds); ``degenerate`` is true when every fold was all-negative.
+    (mean over the same folds); ``degenerate`` is true when every fold was all-negative. With ``texts``,
+    ``test_text_seen`` is the mean share of a fold's test captions whose text (:func:`caption_key`) is also a
+    training caption of that fold: VSR repeats caption texts across images, so the founding folds leak.
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
@@ -126,6 +135,7 @@ def founding_study_table(X: np.ndarray, relations: Sequence[str], truth: Sequenc
     if X.shape[0] != rel.size or (tru is not None and tru.size != rel.size):
         raise ValueError(f"founding_study_table: {X.shape[0]} embeddings, {rel.size} relations"
                          f"{'' if tru is None else f', {tru.size} truth labels'}; they must match one to one")
+    keys = None if texts is None else np.asarray([caption_key(t) for t in texts], dtype=object)
     kept = retained_relations(rel.tolist(), min_count)
     if not kept:
         raise ValueError(f"founding_study_table: no relation has ≥ {min_count} captions (of {rel.size})")
@@ -133,8 +143,10 @@ def founding_study_table(X: np.ndarray, relations: Sequence[str], truth: Sequenc
     for relation in tqdm(kept, desc="founding-study probes", disable=not show_progress):
         y = (rel == relation).astype(int)
         folds = StratifiedKFold(**FOUNDING_FOLDS).split(X, y)
-        per_fold, n_all_negative, floor = [], 0, []
+        per_fold, n_all_negative, floor, seen = [], 0, [], []
         for train, test in folds:
+            if keys is not None:
+                seen.append(float(np.isin(keys[test], keys[train]).mean()))
             clf = LogisticRegression(**FOUNDING_LOGREG).fit(X[train], y[train])
             pred = clf.predict(X[test])
             per_fold.append(fold_metrics(y[test], pred))
@@ -143,7 +155,8 @@ def founding_study_table(X: np.ndarray, relations: Sequence[str], truth: Sequenc
         means = {m: float(np.mean([f[m] for f in per_fold])) for m in FOUNDING_METRICS}
         rows.append({"relation": relation, **_truth_counts(rel, tru, relation), **means,
                      "all_negative_macro_f1": float(np.mean(floor)), "n_folds": len(per_fold),
-                     "n_folds_all_negative": n_all_negative, "degenerate": n_all_negative == len(per_fold)})
+                     "n_folds_all_negative": n_all_negative, "degenerate": n_all_negative == len(per_fold),
+                     **({"test_text_seen": float(np.mean(seen))} if seen else {})})
     return pd.DataFrame(rows)
 
 
@@ -157,7 +170,7 @@ def summarize_scores(table: pd.DataFrame, column: str = "macro_f1") -> dict[str,
 # ---------------------------------------------------------------------------------------- corrected protocol
 
 def _outer_folds(relations: np.ndarray, groups: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
-    """Fold id per caption: stratified by relation, grouped by image (an image's captions share a fold)."""
+    """Fold id per caption: stratified by relation, grouped (a group's captions share a fold)."""
     from sklearn.model_selection import StratifiedGroupKFold
 
     fold = np.empty(relations.size, dtype=int)
@@ -229,9 +242,11 @@ def corrected_table(X: np.ndarray, relations: Sequence[str], groups: Sequence[st
     """The corrected probe for the relations ``kept``: one row per relation.
 
     Standardised features (training rows' statistics), C chosen per relation and fold by inner CV on
-    macro-F1 (grouped by image), one-vs-rest logistic regression fitted with the toolkit's batched
+    macro-F1 (grouped by ``groups``), one-vs-rest logistic regression fitted with the toolkit's batched
     engine. Without ``X_test``: ``n_folds`` outer folds stratified by relation and grouped by ``groups``
-    (image); with ``X_test`` (the concept-disjoint split): trained on all of ``X`` and tested once on it.
+    (the caption text, :func:`caption_key`: VSR repeats a caption's text across images, and a text probe
+    must not meet its test caption in training); with ``X_test`` (the concept-disjoint split): trained on
+    all of ``X`` and tested once on it.
 
     Columns: ``macro_f1`` (pooled test predictions) with a percentile-bootstrap ``ci_low``/``ci_high``,
     ``macro_f1_fold_mean`` (mean over folds, the founding study's averaging), ``accuracy``,

@@ -24,6 +24,7 @@ import pandas as pd
 
 from spatial_probing.io import atomic_path, atomic_write_json
 from spatial_probing.probe.founding import (
+    caption_key,
     compare_across_relations,
     corrected_table,
     founding_study_table,
@@ -79,7 +80,7 @@ def run_founding_study(config: Any, *, command: str = "", log=print, show_progre
     zs_test = [e for e in zs if e.split == "test"]
     relations = [str(e.relation) for e in train]
     truth = [int(bool(e.truth)) for e in train]
-    groups = [str(e.group or e.id) for e in train]
+    groups = [caption_key(e.text) for e in train]  # identical caption texts never straddle train and test
     kept = retained_relations(relations)
     log(f"founding study: {len(train)} VSR random-split training captions, {len(kept)} relations with ≥ 50")
     common = {"Cs": tuple(config.Cs), "inner_folds": config.inner_folds, "max_iter": config.max_iter,
@@ -92,18 +93,20 @@ def run_founding_study(config: Any, *, command: str = "", log=print, show_progre
         encoder = load_encoder(name, model_path=config.model_paths.get(name), device=config.device)
         layer = embedding_layer(encoder.layer_names)
         log(f"founding study × {name} (layer {layer})")
-        X = _embed(encoder, train, layer, cache_dir, show_progress)
-        founding = founding_study_table(X, relations, truth, show_progress=show_progress)
+        # one pass over every caption the tables use (the zero-shot captions are VSR captions too: the encoder
+        # embeds each distinct text once), one cache entry
+        emb = _embed(encoder, train + zs_train + zs_test, layer, cache_dir, show_progress)
+        X, Xz_tr, Xz_te = np.split(emb, [len(train), len(train) + len(zs_train)])
+        founding = founding_study_table(X, relations, truth, texts=[e.text for e in train],
+                                        show_progress=show_progress)
         founding.insert(0, "encoder", name)
         founding.insert(1, "layer", layer)
         paths[f"founding:{name}"] = write_table(founding, out / f"founding__{safe_name(name)}")["parquet"]
         summary.append({"encoder": name, "layer": layer, "protocol": "founding", "split": "random",
                         **summarize_scores(founding), "n_degenerate": int(founding.degenerate.sum())})
         rows = [("random", corrected_table(X, relations, groups, kept=kept, truth=truth, **common))]
-        Xz_tr = _embed(encoder, zs_train, layer, cache_dir, show_progress)
-        Xz_te = _embed(encoder, zs_test, layer, cache_dir, show_progress)
         rows.append(("zeroshot", corrected_table(
-            Xz_tr, [str(e.relation) for e in zs_train], [str(e.group or e.id) for e in zs_train], kept=kept,
+            Xz_tr, [str(e.relation) for e in zs_train], [caption_key(e.text) for e in zs_train], kept=kept,
             truth=[int(bool(e.truth)) for e in zs_train], X_test=Xz_te,
             relations_test=[str(e.relation) for e in zs_test], **common)))
         for split, table in rows:

@@ -117,7 +117,7 @@ test items when predictions are present), Holm-corrected per family.</p>
 <p>The founding study's protocol, exactly (VSR random split, 7,680 training captions, L2-normalised sentence
 embeddings, one-vs-rest logistic regression with C = 1 per relation with ≥ 50 captions, 5 stratified folds; score =
 mean macro-F1 over relations), beside the corrected protocol on the same data and relations (standardised features,
-C by inner CV, folds grouped by image, the all-negative floor, the lexical floor, the concept-disjoint split, paired
+C by inner CV, folds grouped by caption text, the all-negative floor, the lexical floor, the concept-disjoint split, paired
 tests across relations). Tables: <code>replication/</code>.</p>
 {% if replication.findings %}<ul>{% for line in replication.findings %}<li>{{ line }}</li>{% endfor %}</ul>{% endif %}
 {% if replication.summary_rows %}<div class="scroll"><table><thead><tr>{% for c in replication.summary_columns %}<th>{{ c }}</th>{% endfor %}</tr></thead>
