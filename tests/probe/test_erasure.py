@@ -54,3 +54,28 @@ def test_multiclass_source_rank_is_classes_minus_one_and_random_erasers_differ()
 def test_single_class_source_is_a_clear_error():
     with pytest.raises(ValueError, match="single class"):
         fit_erasure(np.zeros((5, 3)), ["a"] * 5, source="s")
+
+
+def test_run_erasure_on_registered_tasks_writes_the_table(tmp_path, monkeypatch):
+    from conftest_models import build_tiny_sbert
+
+    from spatial_probing.probe.erasure import ErasureSettings, run_erasure
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model = build_tiny_sbert(tmp_path / "sbert")
+    settings = ErasureSettings(source="synthetic-relation", targets=["synthetic-argument-order"], n_random=1,
+                               Cs=[1.0], n_boot=100, max_train=120, max_test=60)
+    paths = run_erasure(settings, ["sbert-mpnet", "static:sbert-mpnet"], tmp_path / "run",
+                        model_paths={"sbert-mpnet": model}, cache_dir=tmp_path / "cache",
+                        task_options={"synthetic-relation": {"n_scenes": 40},
+                                      "synthetic-argument-order": {"n_scenes": 40}},
+                        device="cpu", log=lambda *_: None, show_progress=False)
+    import pandas as pd
+
+    t = pd.read_csv(paths["erasure"].with_suffix(".csv"))
+    assert set(t.encoder) == {"sbert-mpnet"}  # the lexical floor is not erased by default
+    assert set(t.target) == {"synthetic-relation", "synthetic-argument-order"}
+    assert set(t.condition) == {"original", "leace", "random"}
+    assert (t[t.condition != "original"]["rank"] == t[t.condition == "leace"]["rank"].iloc[0]).all()
+    with pytest.raises(ValueError, match="unknown task"):
+        ErasureSettings(source="no-such-task")

@@ -70,7 +70,7 @@ class ErasureFit:
         import torch
 
         with torch.no_grad():
-            return eraser(torch.as_tensor(np.asarray(emb), dtype=torch.float64)).numpy().astype(np.float32)
+            return eraser(torch.from_numpy(np.array(emb, dtype=np.float64))).numpy().astype(np.float32)
 
 
 def fit_erasure(X: np.ndarray, labels: Sequence, *, source: str = "source", n_random: int = 5,
