@@ -97,11 +97,11 @@ def all_negative_macro_f1(y_true: np.ndarray) -> float:
 
 def _truth_counts(relations: np.ndarray, truth: np.ndarray | None, relation: str) -> dict[str, int]:
     mask = relations == relation
-    out = {"n_samples": int(mask.sum()), "n_total": int(relations.size)}
+    out = {"n_samples": int(mask.sum())}
     if truth is not None:
         out["n_positive"] = int(np.sum(truth[mask] == 1))
         out["n_negative"] = int(np.sum(truth[mask] == 0))
-    return out
+    return {**out, "n_total": int(relations.size)}
 
 
 def caption_key(text: str) -> str:
