@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from spatial_probing.embed.config import LEXICAL_ENCODERS, is_lexical_floor
 from spatial_probing.errors import UnknownNameError
 from spatial_probing.io import read_yaml_model
 from spatial_probing.probe.engine import ProbeSettings
+from spatial_probing.probe.erasure import ErasureSettings
 from spatial_probing.probe.estimators import DEFAULT_CS
 from spatial_probing.probe.runner import UnitConfig, run_units
 from spatial_probing.probe.tasks import TASKS
@@ -59,6 +60,9 @@ class RunConfig(BaseModel):
     named in ``task_encoders``), so every number has what the words alone give beside it; ``[]`` opts out.
     ``pairs`` runs the caption-choice step (SugarCrepe, ARO, What'sUp: ``pairs.parquet``/``.csv``;
     :class:`~spatial_probing.rsa.pairs.PairsSettings`; off unless given).
+    ``protocol: founding-study`` runs the founding study's VSR probing protocol and the corrected one instead of
+    the task units (:mod:`spatial_probing.probe.replicate`; ``tasks`` must then be ``[vsr-relation]``).
+    ``erasure`` adds the LEACE causal test (:mod:`spatial_probing.probe.erasure`; ``erasure.parquet``/``.csv``).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -90,6 +94,9 @@ class RunConfig(BaseModel):
     lab: Path | None = None
     report: bool = True
     lexical_floor: list[str] = Field(default_factory=lambda: ["bow:", "order:"])
+    pairs: PairsSettings | None = None
+    protocol: Literal["standard", "founding-study"] = "standard"
+    erasure: ErasureSettings | None = None
 
     @field_validator("lexical_floor")
     @classmethod
@@ -108,7 +115,6 @@ class RunConfig(BaseModel):
         """The encoders of ``task``: ``task_encoders[task]`` or ``encoders``, then the lexical floor."""
         names = self.task_encoders.get(task, self.encoders)
         return names + [f for f in self.lexical_floor if f not in names]
-    pairs: PairsSettings | None = None
 
     @field_validator("tasks")
     @classmethod
@@ -133,6 +139,13 @@ class RunConfig(BaseModel):
         if bad:
             raise ValueError(f"unknown probe(s) {bad}; expected linear or mlp")
         return probes
+
+    @model_validator(mode="after")
+    def _founding_study_tasks(self) -> RunConfig:
+        if self.protocol == "founding-study" and self.tasks != ["vsr-relation"]:
+            raise ValueError(f"protocol: founding-study probes VSR relations only; set tasks: [vsr-relation] "
+                             f"(got tasks: {self.tasks})")
+        return self
 
     def units(self) -> list[UnitConfig]:
         """Every (task, encoder, probe) unit, in config order."""
@@ -243,6 +256,8 @@ def run(config: RunConfig, *, command: str = "", log=print) -> dict[str, Path]:
     :class:`RunConfigError` before anything is embedded, probed or written.
     """
     config = _checked_and_prepared(config, log=log)
+    if config.protocol == "founding-study":
+        return _run_founding_study(config, command=command, log=log)
     paths = run_units(config.units(), config.out, data_dir=config.data_dir, model_paths=dict(config.model_paths),
                       cache_dir=config.cache_dir, image_dir=config.image_dir, command=command,
                       run_config=config.model_dump(mode="json"), log=log)
@@ -252,12 +267,45 @@ def run(config: RunConfig, *, command: str = "", log=print) -> dict[str, Path]:
         paths.update(run_meaning_step(config, command=command, log=log))
     if config.pairs is not None:
         paths.update(run_pairs_step(config, command=command, log=log))
+    paths.update(_run_erasure_step(config, log=log))
+    return _with_report(config, paths, log=log)
+
+
+def _with_report(config: RunConfig, paths: dict[str, Path], *, log=print) -> dict[str, Path]:
+    """``paths`` plus ``report.html`` when the config asks for the report."""
     if config.report:
         from spatial_probing.report import build_report
 
         paths["report"] = build_report(config.out)
         log(f"report: {paths['report']}")
     return paths
+
+
+def _run_founding_study(config: RunConfig, *, command: str = "", log=print) -> dict[str, Path]:
+    """``protocol: founding-study``: the replication tables, a manifest, and the report with its Replication section."""
+    from datetime import datetime, timezone
+
+    from spatial_probing.io import atomic_write_json
+    from spatial_probing.probe.replicate import run_founding_study
+
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    paths = run_founding_study(config, command=command, log=log)
+    paths.update(_run_erasure_step(config, log=log))
+    paths["manifest"] = atomic_write_json(Path(config.out) / "manifest.json", {
+        "command": command, "config": config.model_dump(mode="json"), "started": started,
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), "protocol": config.protocol})
+    return _with_report(config, paths, log=log)
+
+
+def _run_erasure_step(config: RunConfig, *, log=print) -> dict[str, Path]:
+    """The LEACE erasure table when ``erasure`` is set (nothing otherwise)."""
+    if config.erasure is None:
+        return {}
+    from spatial_probing.probe.erasure import run_erasure
+
+    return run_erasure(config.erasure, config.encoders, config.out, data_dir=config.data_dir,
+                       model_paths=dict(config.model_paths), cache_dir=config.cache_dir or Path(config.out) / "cache",
+                       task_options=config.task_options, device=config.device, log=log)
 
 
 def run_rsa_step(config: RunConfig, *, command: str = "", log=print) -> dict[str, Path]:
