@@ -22,8 +22,6 @@ CLIP, so both are reported).
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,10 +33,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from spatial_probing.data import DataError, Example, load_dataset
 from spatial_probing.data.paths import resolve_dataset_dir
-from spatial_probing.io import atomic_path, atomic_write_json, package_versions, sha256_bytes, sha256_texts
+from spatial_probing.io import atomic_path, atomic_write_json, sha256_bytes
 from spatial_probing.probe.choice import ChoiceItems, blind_choice_probe, choice_items, strict_argmax_hits
-from spatial_probing.probe.runner import cap_examples, part_is_current, pending_units, safe_name
+from spatial_probing.probe.runner import (
+    PROBE_FORMAT_VERSION, cap_examples, examples_hash, part_is_current, pending_units, safe_name,
+)
 from spatial_probing.probe.stats import cluster_bootstrap
+from spatial_probing.rsa.runner import assemble_parts
 
 PairsDataset = Literal["sugarcrepe", "aro", "whatsup"]
 PAIRS_COLUMNS = ["dataset", "encoder", "layer", "analysis", "subset_kind", "subset", "value", "ci_low", "ci_high",
@@ -324,7 +325,7 @@ def run_pairs_unit(unit: PairsUnit, *, data_dir: str | Path | None = None, model
     meta = {"unit": unit.model_dump(mode="json"), "config_hash": unit.digest(), "dataset": unit.dataset,
             "encoder": encoder.info.model_dump(mode="json"), "n_examples": len(examples),
             "n_items": {f"{g.k}-way": len(g) for g in groups},
-            "data_hash": sha256_texts(f"{e.id}\x1f{e.text}" for e in examples)}
+            "data_hash": examples_hash(examples), "format_version": PROBE_FORMAT_VERSION}
     log(f"  pairs {unit.dataset} × {unit.encoder} ({unit.mode}): {sum(len(g) for g in groups)} items, {len(rows)} rows")
     return pd.DataFrame(rows, columns=PAIRS_COLUMNS), meta
 
@@ -337,25 +338,8 @@ def _part_paths(out_dir: Path, unit: PairsUnit) -> tuple[Path, Path]:
 def assemble_pairs(out_dir: str | Path, *, command: str = "", config: dict[str, Any] | None = None,
                    started: str | None = None) -> dict[str, Path]:
     """Concatenate ``pairs_parts/`` into ``pairs.parquet``/``pairs.csv`` and ``pairs_manifest.json`` (atomically)."""
-    out_dir = Path(out_dir)
-    metas = sorted((out_dir / "pairs_parts").glob("*.json"))
-    if not metas:
-        raise ValueError(f"{out_dir}: no completed pairs units under pairs_parts/ to assemble")
-    tables = [t for t in (pd.read_parquet(m.with_suffix(".parquet")) for m in metas) if not t.empty]
-    table = pd.concat(tables or [pd.DataFrame(columns=PAIRS_COLUMNS)], ignore_index=True)
-    table = table.sort_values(PAIRS_COLUMNS[:6], kind="mergesort").reset_index(drop=True)
-    paths = {"pairs": out_dir / "pairs.parquet", "pairs_csv": out_dir / "pairs.csv",
-             "pairs_manifest": out_dir / "pairs_manifest.json"}
-    with atomic_path(paths["pairs"]) as tmp:
-        table.to_parquet(tmp, index=False)
-    with atomic_path(paths["pairs_csv"]) as tmp:
-        table.to_csv(tmp, index=False)
-    atomic_write_json(paths["pairs_manifest"], {
-        "command": command, "config": config or {}, "started": started,
-        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), "versions": package_versions(),
-        "units": [json.loads(m.read_text()) for m in metas],
-        "tables_sha256": {k: hashlib.sha256(paths[k].read_bytes()).hexdigest() for k in ("pairs", "pairs_csv")}})
-    return paths
+    return assemble_parts(out_dir, "pairs", PAIRS_COLUMNS, PAIRS_COLUMNS[:6], what="caption-choice", command=command,
+                          config=config, started=started)
 
 
 def run_pairs(units: Sequence[PairsUnit], out_dir: str | Path, *, data_dir: str | Path | None = None,
@@ -369,7 +353,8 @@ def run_pairs(units: Sequence[PairsUnit], out_dir: str | Path, *, data_dir: str 
 
     def done(unit: PairsUnit, weights: str) -> bool:
         table, meta = _part_paths(out_dir, unit)
-        return table.is_file() and part_is_current(meta, unit.digest(), weights)
+        return table.is_file() and part_is_current(meta, unit.digest(), weights,
+                                                   lambda: examples_hash(pairs_examples(unit, data_dir)))
 
     for unit, model_path in pending_units(units, done, stage="pairs", label=lambda u: f"{u.dataset} × {u.encoder} "
                                           f"({u.mode})", model_paths=model_paths, cache_dir=cache_dir, log=log):
