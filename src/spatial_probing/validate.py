@@ -192,13 +192,16 @@ def _resolve_encoders(config: RunConfig, add: Callable[[str], None], weights_how
     return layers
 
 
-def validate_run_config(config: RunConfig, *, weights_how: Callable[[str], str] = _run_config_how) -> list[str]:
+def validate_run_config(config: RunConfig, *, weights_how: Callable[[str], str] = _run_config_how,
+                        strict_layers: bool = False) -> list[str]:
     """Every problem of ``config`` (one line each, naming the field and what was expected); ``[]`` when it can run.
 
     Encoders are resolved from their config files only (no weights are loaded, nothing is written);
     encoder patterns that may match models the config's ``lab`` is still to train are checked after it.
     ``weights_how(name)`` says how to provide a missing model's weights (default: the config's ``model_paths:``;
-    the ``probe`` command says ``--model-path``).
+    the ``probe`` command says ``--model-path``). A run gives one-layer encoders (``bow:``, ``order:``,
+    ``static:…``) their one layer whatever the selector (:meth:`RunConfig.layers_of`), so the selector is checked
+    against them only with ``strict_layers`` (the ``probe`` command, which applies ``--layers`` to every encoder).
     """
     from spatial_probing.embed import select_layers
 
@@ -219,7 +222,7 @@ def validate_run_config(config: RunConfig, *, weights_how: Callable[[str], str] 
         selectors.append(("rsa.layers", config.rsa.layers))
     for field, selector in selectors:
         for name, names in layers.items():
-            if names is None or len(names) == 1:  # one-layer encoders (bow:, order:, static:…) give their one layer
+            if names is None or (not strict_layers and len(names) == 1):  # one-layer: its layer, any selector
                 continue
             try:
                 select_layers(selector, names)
@@ -235,8 +238,8 @@ def validate_run_config(config: RunConfig, *, weights_how: Callable[[str], str] 
 
 
 def check_run_config(config: RunConfig, source: str | Path | None = None, *,
-                     weights_how: Callable[[str], str] = _run_config_how) -> None:
+                     weights_how: Callable[[str], str] = _run_config_how, strict_layers: bool = False) -> None:
     """Raise :class:`RunConfigError` listing every problem of ``config``; return quietly when it can run."""
-    problems = validate_run_config(config, weights_how=weights_how)
+    problems = validate_run_config(config, weights_how=weights_how, strict_layers=strict_layers)
     if problems:
         raise RunConfigError(problems, source)

@@ -54,8 +54,9 @@ def probe(
         check_run_config(RunConfig(  # the same up-front checks as `run` (encoders, layers, model paths, device)
             out=out, tasks=[task], encoders=list(encoder), probes=[probe_kind], layers=layers, split=split,
             seeds=list(range(seeds)), device=device, model_paths=paths_by_encoder, max_train=max_train,
-            max_test=max_test, data_dir=data_dir, image_dir=image_dir, rsa=None, report=False),
-            weights_how=lambda name: f"with --model-path {name}=DIR (or --model-path DIR for one encoder)")
+            max_test=max_test, data_dir=data_dir, image_dir=image_dir, rsa=None, report=False, lexical_floor=[]),
+            weights_how=lambda name: f"with --model-path {name}=DIR (or --model-path DIR for one encoder)",
+            strict_layers=True)  # --layers applies to every encoder named here, a one-layer control included
         settings = ProbeSettings(probe=probe_kind, seeds=tuple(range(seeds)), device=device)
         configs = [UnitConfig(task=task, encoder=e, split=split, layers=layers, settings=settings,
                               max_train=max_train, max_test=max_test) for e in encoder]
