@@ -219,7 +219,7 @@ def validate_run_config(config: RunConfig, *, weights_how: Callable[[str], str] 
         selectors.append(("rsa.layers", config.rsa.layers))
     for field, selector in selectors:
         for name, names in layers.items():
-            if names is None:
+            if names is None or len(names) == 1:  # one-layer encoders (bow:, order:, static:…) give their one layer
                 continue
             try:
                 select_layers(selector, names)

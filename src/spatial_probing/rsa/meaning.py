@@ -281,7 +281,10 @@ def run_meaning_unit(unit: MeaningUnit, *, data_dir: str | Path | None = None, m
 
     triples = unit_triples(unit, data_dir)
     encoder = load_encoder(unit.encoder, model_path=model_path, device=unit.device)
-    layers = unit.settings.layers or unit.layers
+    # a lexical-floor encoder (bow:, order:) has one layer and, with no held-out side here, is fitted on the
+    # captions it compares (bow: then gives the swapped caption the original's vector: index 0 by construction)
+    lexical = len(triples) > 0 and fit_lexical(encoder, triples.examples)
+    layers = "all" if lexical else unit.settings.layers or unit.layers
     if encoder.config.modality != "text":
         why = f"encoder modality {encoder.config.modality!r}: the index compares captions, text encoders only"
         emb: dict[str, np.ndarray] = {}
@@ -290,7 +293,6 @@ def run_meaning_unit(unit: MeaningUnit, *, data_dir: str | Path | None = None, m
         emb = {"final": np.zeros((0, 1))}
         note = "no triples"
     else:
-        fit_lexical(encoder, triples.examples)  # bow:/order: learn their vocabulary from the triples (no test side)
         emb = embed_examples(triples.examples, encoder, layers=layers, cache_dir=cache_dir,
                              show_progress=show_progress)
         note = ""
