@@ -329,11 +329,14 @@ def run_meaning_step(config: RunConfig, *, command: str = "", log=print) -> dict
                          f"{config.tasks}")
     return run_meaning(units, config.out, data_dir=config.data_dir, model_paths=dict(config.model_paths),
                        cache_dir=config.cache_dir, command=command, run_config=config.model_dump(mode="json"), log=log)
+
+
 def run_pairs_step(config: RunConfig, *, command: str = "", log=print) -> dict[str, Path]:
     """Only the caption-choice step of ``config`` (``pairs.parquet``/``.csv``), sharing the run's embedding cache."""
     if config.pairs is None:
         raise ValueError("the run config has no `pairs:` section: the caption-choice step is off")
     config = prepare_encoders(config, log=log)
-    units = pairs_units(config.pairs, config.encoders, layers=config.layers, device=config.device)
+    units = pairs_units(config.pairs, config.encoders, lexical_floor=config.lexical_floor, layers=config.layers,
+                        device=config.device)
     return run_pairs(units, config.out, data_dir=config.data_dir, model_paths=dict(config.model_paths),
                      cache_dir=config.cache_dir, command=command, run_config=config.model_dump(mode="json"), log=log)
