@@ -43,7 +43,7 @@ def write_table(df: pd.DataFrame, stem: Path) -> dict[str, Path]:
     """``stem.parquet`` and ``stem.csv``, each written atomically."""
     out = {}
     for ext in ("parquet", "csv"):
-        path = stem.with_suffix(f".{ext}")
+        path = stem.parent / f"{stem.name}.{ext}"  # not with_suffix: encoder names may hold dots
         with atomic_path(path) as tmp:
             df.to_parquet(tmp, index=False) if ext == "parquet" else df.to_csv(tmp, index=False)
         out[ext] = path
@@ -111,6 +111,7 @@ def run_founding_study(config: Any, *, command: str = "", log=print, show_progre
     depend on, so a rerun (e.g. with one more encoder) recomputes only what changed."""
     from spatial_probing.data.vsr import load_vsr
     from spatial_probing.embed import load_encoder
+    from spatial_probing.embed.lexical import fit_lexical
     from spatial_probing.io import package_versions, sha256_texts
     from spatial_probing.probe.runner import safe_name
 
@@ -138,13 +139,14 @@ def run_founding_study(config: Any, *, command: str = "", log=print, show_progre
         encoder = load_encoder(name, model_path=config.model_paths.get(name), device=config.device)
         layer = embedding_layer(encoder.layer_names)
         memo = Path(cache_dir) / "weights-sha256.json"
+        fit_lexical(encoder, train)  # a lexical floor's identity is its vocabulary (refitted per table below)
         digest = _part_digest(name, encoder.fingerprint(memo_file=memo), data_hash, config)
         stem = out / "parts" / safe_name(name)
-        meta = stem.with_suffix(".json")
+        meta = stem.parent / f"{stem.name}.json"
         if meta.is_file() and json.loads(meta.read_text()).get("digest") == digest:
             log(f"skip founding study × {name}: done (digest {digest})")
-            founding = pd.read_parquet(stem.with_suffix(".founding.parquet"))
-            enc_corrected = pd.read_parquet(stem.with_suffix(".corrected.parquet"))
+            founding = pd.read_parquet(stem.parent / f"{stem.name}__founding.parquet")
+            enc_corrected = pd.read_parquet(stem.parent / f"{stem.name}__corrected.parquet")
             timing[name] = json.loads(meta.read_text()).get("seconds")
         else:
             log(f"founding study × {name} (layer {layer})")
@@ -164,8 +166,8 @@ def run_founding_study(config: Any, *, command: str = "", log=print, show_progre
                 table.insert(2, "split", split)
             enc_corrected = pd.concat([t for _, t in tables], ignore_index=True)
             timing[name] = round(time.perf_counter() - t0, 1)
-            write_table(founding, stem.with_suffix(".founding"))
-            write_table(enc_corrected, stem.with_suffix(".corrected"))
+            write_table(founding, stem.parent / f"{stem.name}__founding")
+            write_table(enc_corrected, stem.parent / f"{stem.name}__corrected")
             atomic_write_json(meta, {"digest": digest, "encoder": name, "seconds": timing[name]})
         paths[f"founding:{name}"] = write_table(founding, out / f"founding__{safe_name(name)}")["parquet"]
         summary += _summary_rows(founding, enc_corrected)
