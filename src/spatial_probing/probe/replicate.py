@@ -89,14 +89,38 @@ def _embed_splits(encoder: Any, train: list[Any], zs_train: list[Any], zs_test: 
 REPLICATION_FORMAT_VERSION = 1
 
 
-def _part_digest(name: str, fingerprint: str, data_hash: str, config: Any) -> str:
-    """What an encoder's replication tables depend on: weights, data, the corrected protocol's settings, code."""
+def part_digests(name: str, fingerprint: str, data_hash: str, config: Any) -> dict[str, str]:
+    """What an encoder's two tables depend on: the founding table on weights, data and code; the corrected one
+    also on the corrected protocol's settings (so changing ``Cs`` does not recompute the founding table)."""
     from spatial_probing.io import sha256_bytes
 
-    key = {"encoder": name, "fingerprint": fingerprint, "data": data_hash, "Cs": list(config.Cs),
-           "inner_folds": config.inner_folds, "max_iter": config.max_iter, "n_boot": config.n_boot,
-           "seed": config.seeds[0], "format": REPLICATION_FORMAT_VERSION}
-    return sha256_bytes(json.dumps(key, sort_keys=True).encode())[:16]
+    base = {"encoder": name, "fingerprint": fingerprint, "data": data_hash, "format": REPLICATION_FORMAT_VERSION}
+    corrected = {**base, "Cs": list(config.Cs), "inner_folds": config.inner_folds, "max_iter": config.max_iter,
+                 "n_boot": config.n_boot, "seed": config.seeds[0]}
+    return {k: sha256_bytes(json.dumps(v, sort_keys=True).encode())[:16]
+            for k, v in (("founding", base), ("corrected", corrected))}
+
+
+def _load_part(parts: Path, name: str, table: str, digest: str) -> pd.DataFrame | None:
+    """A finished per-encoder table whose digest matches, else None."""
+    from spatial_probing.probe.runner import safe_name
+
+    meta = parts / f"{safe_name(name)}__{table}.json"
+    try:
+        if json.loads(meta.read_text())["digest"] == digest:
+            return pd.read_parquet(parts / f"{safe_name(name)}__{table}.parquet")
+    except (OSError, ValueError, KeyError):
+        pass
+    return None
+
+
+def _save_part(parts: Path, name: str, table: str, digest: str, df: pd.DataFrame, seconds: float) -> None:
+    """The table first, its digest last (the completion mark), both atomically."""
+    from spatial_probing.probe.runner import safe_name
+
+    write_table(df, parts / f"{safe_name(name)}__{table}")
+    atomic_write_json(parts / f"{safe_name(name)}__{table}.json", {"digest": digest, "encoder": name,
+                                                                   "seconds": round(seconds, 1)})
 
 
 def _summary_rows(founding: pd.DataFrame, corrected: pd.DataFrame) -> list[dict[str, Any]]:
@@ -116,7 +140,8 @@ def run_founding_study(config: Any, *, command: str = "", log=print, show_progre
     from spatial_probing.probe.runner import safe_name
 
     out = Path(config.out) / REPLICATION_DIR
-    (out / "parts").mkdir(parents=True, exist_ok=True)
+    parts = out / "parts"
+    parts.mkdir(parents=True, exist_ok=True)
     cache_dir = config.cache_dir if config.cache_dir is not None else Path(config.out) / "cache"
     train = load_vsr(config.data_dir, variant="random", split="train")
     zs = load_vsr(config.data_dir, variant="zeroshot")
@@ -140,21 +165,22 @@ def run_founding_study(config: Any, *, command: str = "", log=print, show_progre
         layer = embedding_layer(encoder.layer_names)
         memo = Path(cache_dir) / "weights-sha256.json"
         fit_lexical(encoder, train)  # a lexical floor's identity is its vocabulary (refitted per table below)
-        digest = _part_digest(name, encoder.fingerprint(memo_file=memo), data_hash, config)
-        stem = out / "parts" / safe_name(name)
-        meta = stem.parent / f"{stem.name}.json"
-        if meta.is_file() and json.loads(meta.read_text()).get("digest") == digest:
-            log(f"skip founding study × {name}: done (digest {digest})")
-            founding = pd.read_parquet(stem.parent / f"{stem.name}__founding.parquet")
-            enc_corrected = pd.read_parquet(stem.parent / f"{stem.name}__corrected.parquet")
-            timing[name] = json.loads(meta.read_text()).get("seconds")
+        digests = part_digests(name, encoder.fingerprint(memo_file=memo), data_hash, config)
+        founding = _load_part(parts, name, "founding", digests["founding"])
+        enc_corrected = _load_part(parts, name, "corrected", digests["corrected"])
+        if founding is not None and enc_corrected is not None:
+            log(f"skip founding study × {name}: done (digests {digests['founding']}, {digests['corrected']})")
         else:
             log(f"founding study × {name} (layer {layer})")
             X, Xz_tr, Xz_te = _embed_splits(encoder, train, zs_train, zs_test, layer, cache_dir, show_progress)
+        if founding is None:
             founding = founding_study_table(X, relations, truth, texts=[e.text for e in train],
                                             show_progress=show_progress)
             founding.insert(0, "encoder", name)
             founding.insert(1, "layer", layer)
+            _save_part(parts, name, "founding", digests["founding"], founding, time.perf_counter() - t0)
+        if enc_corrected is None:
+            t1 = time.perf_counter()
             tables = [("random", corrected_table(X, relations, groups, kept=kept, truth=truth, **common)),
                       ("zeroshot", corrected_table(
                           Xz_tr, [str(e.relation) for e in zs_train], [caption_key(e.text) for e in zs_train],
@@ -165,10 +191,8 @@ def run_founding_study(config: Any, *, command: str = "", log=print, show_progre
                 table.insert(1, "layer", layer)
                 table.insert(2, "split", split)
             enc_corrected = pd.concat([t for _, t in tables], ignore_index=True)
-            timing[name] = round(time.perf_counter() - t0, 1)
-            write_table(founding, stem.parent / f"{stem.name}__founding")
-            write_table(enc_corrected, stem.parent / f"{stem.name}__corrected")
-            atomic_write_json(meta, {"digest": digest, "encoder": name, "seconds": timing[name]})
+            _save_part(parts, name, "corrected", digests["corrected"], enc_corrected, time.perf_counter() - t1)
+        timing[name] = round(time.perf_counter() - t0, 1)
         paths[f"founding:{name}"] = write_table(founding, out / f"founding__{safe_name(name)}")["parquet"]
         summary += _summary_rows(founding, enc_corrected)
         corrected.append(enc_corrected)
