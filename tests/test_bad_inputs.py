@@ -111,10 +111,10 @@ ROWS: list[tuple[str, Callable[[Path, dict[str, Path]], list[str]], list[str]]] 
     # found later, or by reading
     ("model_paths entry not a folder", lambda tmp, m: run_cfg(model_paths=_paths(tmp, m, **{
         "static:bert": str(tmp / "nowhere")}))(tmp, m), ["model_paths.static:bert", "is not a directory"]),
-    ("task_encoders for a task not run", run_cfg(task_encoders={"synthetic-argument-order": ["static:bert"]}),
-     ["task_encoders.synthetic-argument-order", "not among the run's tasks"]),
-    ("task_options for a task not run", run_cfg(task_options={"stepgame-answer": {"k": [1]}}),
-     ["task_options.stepgame-answer", "not among the run's tasks"]),
+    ("task_options for an unknown task", run_cfg(task_options={"synthetic-relaton": {"n_scenes": 24}}),
+     ["task_options.synthetic-relaton: unknown task", "did you mean 'synthetic-relation'"]),
+    ("task option of a task this run leaves out", run_cfg(task_options={"stepgame-answer": {"hops": [1]}}),
+     ["task_options.stepgame-answer.hops", "not a parameter"]),
     ("unknown split policy", run_cfg(split="random"), ["split: 'random'", "own, zeroshot"]),
     ("missing data_dir", run_cfg(data_dir="no-such-data"), ["data_dir:", "does not exist"]),
     ("rsa step with a repeated seed", rsa_cfg(seeds=[1, 1], rsa={"references": ["relation"]}), ["seeds: 1"]),
