@@ -24,12 +24,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from spatial_probing.embed.config import LEXICAL_ENCODERS, is_lexical_floor
 from spatial_probing.errors import UnknownNameError
 from spatial_probing.io import read_yaml_model
 from spatial_probing.probe.engine import ProbeSettings
 from spatial_probing.probe.estimators import DEFAULT_CS
 from spatial_probing.probe.runner import UnitConfig, run_units
 from spatial_probing.probe.tasks import TASKS
+from spatial_probing.rsa.meaning import MeaningSettings, MeaningUnit, run_meaning
 from spatial_probing.rsa.runner import RSASettings, RSAUnit, run_rsa
 from spatial_probing.validate import RunConfigError, check_run_config, validate_run_config
 
@@ -49,7 +51,11 @@ class RunConfig(BaseModel):
     ``encoder_registries`` are encoder YAML files (:func:`~spatial_probing.embed.load_registry_file`) registered
     before any unit runs; ``lab`` is a grounding-lab config trained first (resumable) whose ``encoders.yaml``
     is registered too. Encoder names may be patterns over registered names (``lab-*``, ``static:lab-mlm-*``).
+    ``meaning`` configures the meaning-over-words step (:class:`~spatial_probing.rsa.meaning.MeaningSettings`;
+    on by default for synthetic and VSR tasks, ``meaning: null`` turns it off).
     ``report`` writes ``report.html`` and ``figures/`` at the end (``spatial-probing report OUT`` does it later).
+    ``lexical_floor`` encoders (default ``bow:`` and ``order:``) are added to every task's encoders (also those
+    named in ``task_encoders``), so every number has what the words alone give beside it; ``[]`` opts out.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -76,9 +82,30 @@ class RunConfig(BaseModel):
     task_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     task_encoders: dict[str, list[str]] = Field(default_factory=dict)
     rsa: RSASettings | None = Field(default_factory=RSASettings)
+    meaning: MeaningSettings | None = Field(default_factory=MeaningSettings)
     encoder_registries: list[Path] = Field(default_factory=list)
     lab: Path | None = None
     report: bool = True
+    lexical_floor: list[str] = Field(default_factory=lambda: ["bow:", "order:"])
+
+    @field_validator("lexical_floor")
+    @classmethod
+    def _floor_names(cls, names: list[str]) -> list[str]:
+        bad = [n for n in names if not is_lexical_floor(n)]
+        if bad:
+            raise ValueError(f"lexical_floor: {bad} are not lexical-floor encoders; expected names such as bow:, "
+                             f"order:, static:NAME or random-init:NAME (or [] to opt out)")
+        return names
+
+    def task_encoder_names(self, task: str) -> list[str]:
+        """The encoders of ``task``: ``task_encoders[task]`` or ``encoders``, then the lexical floor."""
+        names = self.task_encoders.get(task, self.encoders)
+        return names + [f for f in self.lexical_floor if f not in names]
+
+    def layers_of(self, encoder: str) -> str:
+        """The layer selector of ``encoder``'s units: a lexical-floor encoder has its one layer whatever ``layers``
+        says (the selector is meant for the neural encoders)."""
+        return "all" if encoder in LEXICAL_ENCODERS else self.layers
 
     @field_validator("tasks")
     @classmethod
@@ -106,22 +133,34 @@ class RunConfig(BaseModel):
 
     def units(self) -> list[UnitConfig]:
         """Every (task, encoder, probe) unit, in config order."""
-        return [UnitConfig(task=t, encoder=e, split=self.split, layers=self.layers, max_train=self.max_train,
+        return [UnitConfig(task=t, encoder=e, split=self.split, layers=self.layers_of(e),
+                           max_train=self.max_train,
                            max_test=self.max_test, load_kwargs=self.task_options.get(t, {}),
                            settings=ProbeSettings(probe=p, seeds=tuple(self.seeds), Cs=tuple(self.Cs),
                                                   inner_folds=self.inner_folds, max_iter=self.max_iter,
                                                   mdl_seeds=self.mdl_seeds,
                                                   n_boot=self.n_boot, device=self.device))
-                for t in self.tasks for e in self.task_encoders.get(t, self.encoders) for p in self.probes]
+                for t in self.tasks for e in self.task_encoder_names(t) for p in self.probes]
 
     def rsa_units(self) -> list[RSAUnit]:
         """Every (task, encoder) RSA unit (none when ``rsa`` is null), on the probe units' examples."""
         if self.rsa is None:
             return []
-        return [RSAUnit(task=t, encoder=e, settings=self.rsa, layers=self.layers, split=self.split,
+        return [RSAUnit(task=t, encoder=e, settings=self.rsa, layers=self.layers_of(e),
+                        split=self.split,
                         load_kwargs=self.task_options.get(t, {}), max_train=self.max_train, max_test=self.max_test,
                         probe_seed=self.seeds[0], device=self.device)
-                for t in self.rsa.pick_tasks(self.tasks) for e in self.task_encoders.get(t, self.encoders)]
+                for t in self.rsa.pick_tasks(self.tasks) for e in self.task_encoder_names(t)]
+
+    def meaning_units(self) -> list[MeaningUnit]:
+        """Every (dataset, encoder) meaning-over-words unit (none when ``meaning`` is null or no run task has
+        triples), on the examples of the run's first task on that dataset."""
+        if self.meaning is None:
+            return []
+        return [MeaningUnit(dataset=d, task=t, encoder=e, settings=self.meaning, layers=self.layers_of(e), split=self.split,
+                            load_kwargs=self.task_options.get(t, {}), max_train=self.max_train,
+                            max_test=self.max_test, probe_seed=self.seeds[0], device=self.device)
+                for d, t in self.meaning.pick_tasks(self.tasks).items() for e in self.task_encoder_names(t)]
 
 
 def load_run_config(path: str | Path) -> RunConfig:
@@ -203,6 +242,8 @@ def run(config: RunConfig, *, command: str = "", log=print) -> dict[str, Path]:
                       run_config=config.model_dump(mode="json"), log=log)
     if config.rsa is not None:
         paths.update(run_rsa_step(config, command=command, log=log))
+    if config.meaning_units():
+        paths.update(run_meaning_step(config, command=command, log=log))
     if config.report:
         from spatial_probing.report import build_report
 
@@ -219,3 +260,16 @@ def run_rsa_step(config: RunConfig, *, command: str = "", log=print) -> dict[str
     return run_rsa(config.rsa_units(), config.out, data_dir=config.data_dir, model_paths=dict(config.model_paths),
                    cache_dir=config.cache_dir, image_dir=config.image_dir, command=command,
                    run_config=config.model_dump(mode="json"), log=log)
+
+
+def run_meaning_step(config: RunConfig, *, command: str = "", log=print) -> dict[str, Path]:
+    """Only the meaning-over-words step of ``config`` (``meaning.parquet``/``.csv``), sharing the embedding cache."""
+    if config.meaning is None:
+        raise ValueError("the run config has `meaning: null`: the meaning-over-words step is turned off")
+    config = prepare_encoders(config, log=log)
+    units = config.meaning_units()
+    if not units:
+        raise ValueError(f"no run task reads a dataset with meaning-over-words triples (synthetic or vsr); tasks: "
+                         f"{config.tasks}")
+    return run_meaning(units, config.out, data_dir=config.data_dir, model_paths=dict(config.model_paths),
+                       cache_dir=config.cache_dir, command=command, run_config=config.model_dump(mode="json"), log=log)

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from spatial_probing.embed.config import LEXICAL_ENCODERS
 from spatial_probing.errors import UnknownNameError, close_matches
 
 if TYPE_CHECKING:
@@ -27,9 +28,6 @@ if TYPE_CHECKING:
 _RUNNER_KEYWORDS = {"data_dir", "split", "skip_invalid", "report"}
 _SPLIT_POLICIES = ("own", "zeroshot", "concept-kfold")
 _PATTERN_CHARS = "*?["
-#: Lexical-floor encoders computed from the words alone (no model files); checked by ``load_encoder`` when it
-#: knows them.
-_WORD_ENCODERS = ("bow:", "order:")
 
 
 class RunConfigError(ValueError):
@@ -189,8 +187,6 @@ def _resolve_encoders(config: RunConfig, add: Callable[[str], None], weights_how
                 missing_models.add(err.model_id)
             except (KeyError, ValueError, OSError) as err:
                 layers[name] = None
-                if isinstance(err, UnknownNameError) and name.startswith(_WORD_ENCODERS):
-                    continue  # bow:/order: are built by the probe stage where load_encoder does not know them
                 add(f"{field}: {err.args[0] if isinstance(err, KeyError) and err.args else err}")
     return layers
 
@@ -222,7 +218,7 @@ def validate_run_config(config: RunConfig, *, weights_how: Callable[[str], str] 
         selectors.append(("rsa.layers", config.rsa.layers))
     for field, selector in selectors:
         for name, names in layers.items():
-            if names is None:
+            if names is None or name in LEXICAL_ENCODERS:  # one layer, whatever the selector (RunConfig.layers_of)
                 continue
             try:
                 select_layers(selector, names)

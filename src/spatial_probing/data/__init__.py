@@ -16,7 +16,7 @@ from spatial_probing.data.errors import DataError
 from spatial_probing.data.schema import STEPGAME_DIRECTIONS, Example
 from spatial_probing.data.spartqa import load_spartqa
 from spatial_probing.data.stepgame import load_stepgame
-from spatial_probing.data.synthetic import RELATION_DIRECTIONS, generate, render
+from spatial_probing.data.synthetic import RELATION_DIRECTIONS, generate, generate_converse_twins, render
 from spatial_probing.data.vsr import load_vsr
 
 __all__ = ["DATASETS", "DataError", "DataWarning", "Example", "LoadReport", "RELATION_DIRECTIONS",
@@ -24,12 +24,22 @@ __all__ = ["DATASETS", "DataError", "DataWarning", "Example", "LoadReport", "REL
 
 
 def _synthetic(data_dir: Any = None, *, split: str | None = None, variant: str | None = None,
-               n_scenes: int = 480, seed: int = 0, split_scheme: str = "random",
+               n_scenes: int = 480, seed: int = 0, split_scheme: str = "random", design: str = "scenes",
                skip_invalid: bool = False, report: LoadReport | None = None) -> list[Example]:
-    """Synthetic scenes need no files; ``variant`` filters caption variants (original, swapped, ...)."""
-    examples = generate(n_scenes=n_scenes, seed=seed, split_scheme=split_scheme)  # type: ignore[arg-type]
+    """Synthetic scenes need no files; ``variant`` filters caption variants (original, swapped, ...).
+
+    ``design="converse-twins"`` gives :func:`~spatial_probing.data.synthetic.generate_converse_twins`
+    (``n_scenes // 2`` twins; ``split_scheme`` does not apply).
+    """
+    if design == "scenes":
+        examples = generate(n_scenes=n_scenes, seed=seed, split_scheme=split_scheme)  # type: ignore[arg-type]
+    elif design == "converse-twins":
+        examples = generate_converse_twins(n_twins=max(n_scenes // 2, 1), seed=seed)
+    else:
+        raise DataError(f"unknown synthetic design={design!r}; expected 'scenes' or 'converse-twins'")
     if report is not None:
-        report.files.append(f"synthetic(n_scenes={n_scenes}, seed={seed}, split_scheme={split_scheme})")
+        report.files.append(f"synthetic(design={design}, n_scenes={n_scenes}, seed={seed}, "
+                            f"split_scheme={split_scheme})")
     return [e for e in examples if (split is None or e.split == split) and (variant is None or e.variant == variant)]
 
 

@@ -20,10 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from spatial_probing.errors import UnknownNameError
 
-Kind = Literal["sbert", "hf", "clip"]
+Kind = Literal["sbert", "hf", "clip", "lexical"]
 Modality = Literal["text", "image", "text+image"]
-Pooling = Literal["mean", "cls", "eos", "sentence", "static"]
-Control = Literal["random-init", "static"]
+Pooling = Literal["mean", "cls", "eos", "sentence", "static", "lexical"]
+Control = Literal["random-init", "static", "bow", "order"]
 
 CONTROL_PREFIXES: tuple[Control, ...] = ("random-init", "static")
 
@@ -93,6 +93,9 @@ class EncoderConfig(BaseModel):
             raise ValueError(f"encoder {self.name!r}: the static control needs a text encoder, not {self.modality!r}")
         if (self.control == "static") != (self.pooling == "static"):
             raise ValueError(f"encoder {self.name!r}: pooling 'static' goes with control 'static' and only with it")
+        if len({self.kind == "lexical", self.pooling == "lexical", self.control in ("bow", "order")}) != 1:
+            raise ValueError(f"encoder {self.name!r}: kind 'lexical', pooling 'lexical' and control 'bow'/'order' "
+                             f"go together (the lexical-floor encoders bow: and order:)")
 
 
 _CLIP = "openai/clip-vit-base-patch32"
@@ -116,6 +119,14 @@ BUILTIN_ENCODERS: tuple[EncoderConfig, ...] = (
 )
 
 _REGISTRY: dict[str, EncoderConfig] = {c.name: c for c in BUILTIN_ENCODERS}
+
+#: The lexical-floor encoders (no weights; fitted on a unit's training split, see ``embed/lexical.py``).
+LEXICAL_ENCODERS: dict[str, EncoderConfig] = {c.name: c for c in (
+    EncoderConfig(name="bow:", kind="lexical", model_id="bow:", pooling="lexical", control="bow",
+                  description="bag of words: unigram + bigram counts, vocabulary of the training split"),
+    EncoderConfig(name="order:", kind="lexical", model_id="order:", pooling="lexical", control="order",
+                  description="word order slots: one-hot of the item in the first and in the second noun slot"),
+)}
 
 
 def register_encoder(config: EncoderConfig, *, overwrite: bool = False) -> EncoderConfig:
@@ -223,13 +234,15 @@ def _hub_config(name: str, model_path: str | Path | None) -> EncoderConfig:
 
 
 def get_encoder_config(name: str, *, model_path: str | Path | None = None) -> EncoderConfig:
-    """The config for a registered name, a ``random-init:`` / ``static:`` control of one, a local folder, or a
-    Hugging Face hub id (``sentence-transformers/all-mpnet-base-v2``, ``bert-base-uncased``).
+    """The config for a registered name, a ``random-init:`` / ``static:`` control of one, a lexical-floor encoder
+    (``bow:``, ``order:``), a local folder, or a Hugging Face hub id (``sentence-transformers/all-mpnet-base-v2``, ``bert-base-uncased``).
 
     ``NAME@REVISION`` pins a hub revision; ``#image`` / ``#text+image`` pick a CLIP model's towers. A hub id's
     kind (sbert, hf, clip) comes from its files: those in ``model_path`` when given, else the Hugging Face cache,
     else the hub when it is reachable.
     """
+    if name in LEXICAL_ENCODERS:
+        return LEXICAL_ENCODERS[name]
     for prefix in CONTROL_PREFIXES:
         if name.startswith(prefix + ":"):
             base = get_encoder_config(name[len(prefix) + 1:], model_path=model_path)

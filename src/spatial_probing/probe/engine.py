@@ -22,7 +22,7 @@ from spatial_probing.probe.batched import fit_softmax_batched, standardize
 from spatial_probing.probe.controls import control_labels
 from spatial_probing.probe.estimators import DEFAULT_CS, MLPProbe, check_probe_inputs
 from spatial_probing.probe.mdl import online_codelength
-from spatial_probing.probe.splits import inner_fold_masks
+from spatial_probing.probe.splits import inner_concept_masks, inner_fold_masks
 
 
 class ProbeSettings(BaseModel):
@@ -158,6 +158,7 @@ def _val_accuracy(X: np.ndarray, W: np.ndarray, b: np.ndarray, Y: np.ndarray, va
 def probe_arrays(X_train: Mapping[str, np.ndarray], y_train: Sequence[str], X_test: Mapping[str, np.ndarray], *,
                  groups_train: Sequence[str], control_types_train: Sequence[str],
                  control_types_test: Sequence[str], settings: ProbeSettings = ProbeSettings(),
+                 concepts_train: Sequence[tuple[str, str]] | None = None,
                  show_progress: bool = False) -> list[LayerSeedResult]:
     """Fit task and control probes on every layer for every seed; predict the test items.
 
@@ -166,6 +167,8 @@ def probe_arrays(X_train: Mapping[str, np.ndarray], y_train: Sequence[str], X_te
         y_train: training labels (strings).
         groups_train: leakage groups of the training items (inner CV never splits one).
         control_types_train, control_types_test: the control task's type of each item.
+        concepts_train: (subject, object) concepts of the training items: when given, inner CV is grouped by
+            concept (:func:`~spatial_probing.probe.splits.inner_concept_masks`) instead of by ``groups_train``.
     """
     y_train = np.asarray(y_train, dtype=object)
     _check_inputs(X_train, X_test, y_train, groups_train, settings, control_types_train, control_types_test)
@@ -188,17 +191,25 @@ def probe_arrays(X_train: Mapping[str, np.ndarray], y_train: Sequence[str], X_te
     cv_acc = np.full((L, len(labelsets)), np.nan)
     if len(Cs) > 1:  # stage 1: inner CV, every (label set, fold, C) as one batched problem set
         F = settings.inner_folds
-        masks = {s: inner_fold_masks(y_train, groups_train, n_folds=F, seed=s) for s in seeds}
+
+        def train_val(s: int) -> tuple[np.ndarray, np.ndarray]:  # (training, validation) row masks (F, n)
+            if concepts_train is not None:
+                return inner_concept_masks(concepts_train, n_folds=F, seed=s)
+            train = inner_fold_masks(y_train, groups_train, n_folds=F, seed=s)
+            return train, ~train
+
+        masks = {s: train_val(s) for s in seeds}
         probs = [(j, f, c) for j in range(len(labelsets)) for f in range(F) for c in range(len(Cs))]
         Y1 = np.stack([Yint[j] for j, _, _ in probs])
-        M1 = np.stack([masks[labelsets[j][0]][f] for j, f, _ in probs])
+        M1 = np.stack([masks[labelsets[j][0]][0][f] for j, f, _ in probs])
+        V1 = np.stack([masks[labelsets[j][0]][1][f] for j, f, _ in probs])
         W, b = fit_softmax_batched(Xtr, np.broadcast_to(Y1, (L, *Y1.shape)), n_classes=K,
                                    C=np.broadcast_to(Cs[[c for _, _, c in probs]], (L, len(probs))),
                                    weights=np.broadcast_to(M1, (L, *M1.shape)), max_iter=settings.max_iter,
                                    device=settings.device)
-        acc = _val_accuracy(Xtr, W, b, Y1, ~M1, settings.device)  # (L, P)
+        acc = _val_accuracy(Xtr, W, b, Y1, V1, settings.device)  # (L, P)
         acc = acc.reshape(L, len(labelsets), F, len(Cs))
-        val_n = np.array([[(~masks[s][f]).sum() for f in range(F)] for s, _ in labelsets])  # pooled over folds
+        val_n = np.array([[masks[s][1][f].sum() for f in range(F)] for s, _ in labelsets])  # pooled over folds
         pooled = (acc * val_n[None, :, :, None]).sum(2) / val_n.sum(1)[None, :, None]
         best = pooled.argmax(-1)  # first maximum: the smallest C (strongest penalty) wins ties
         best_C, cv_acc = Cs[best], np.take_along_axis(pooled, best[..., None], -1)[..., 0]
