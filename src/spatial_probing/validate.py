@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 
 #: Keywords every dataset loader takes that the runner sets itself (not task options).
 _RUNNER_KEYWORDS = {"data_dir", "split", "skip_invalid", "report"}
-_SPLIT_POLICIES = ("own", "zeroshot", "concept-kfold")
 _PATTERN_CHARS = "*?["
 
 
@@ -73,8 +72,10 @@ def _check_numbers(config: RunConfig, add: Callable[[str], None]) -> None:
     for c in config.Cs:
         if not (math.isfinite(c) and c > 0):
             add(f"Cs: {c} is not a positive number; expected inverse L2 strengths > 0 (e.g. [0.01, 0.1, 1, 10])")
-    if config.split is not None and config.split not in _SPLIT_POLICIES:
-        add(f"split: {config.split!r} is not a split policy; expected one of {', '.join(_SPLIT_POLICIES)} (or "
+    from spatial_probing.probe.splits import SPLIT_POLICIES
+
+    if config.split is not None and config.split not in SPLIT_POLICIES:
+        add(f"split: {config.split!r} is not a split policy; expected one of {', '.join(SPLIT_POLICIES)} (or "
             f"leave it out for each task's own)")
 
 
