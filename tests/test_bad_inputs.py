@@ -133,6 +133,9 @@ ROWS: list[tuple[str, Callable[[Path, dict[str, Path]], list[str]], list[str]]] 
     ("embed with an unknown layer", _embed("--encoder", "sbert-mpnet", "--model-path", "{sbert}", "--layers", "99"),
      ["unknown layer(s) 99"]),
     ("report on a folder that is no run", lambda tmp, m: ["report", str(tmp)], ["not a run directory"]),
+    ("unknown probe kind", run_cfg(probes=["linaer"]), ["probes", "unknown probe 'linaer'", "did you mean 'linear'"]),
+    ("data summary of an unknown dataset", lambda tmp, m: ["data", "summary", "--dataset", "stepgam"],
+     ["unknown dataset 'stepgam'", "did you mean 'stepgame'"]),
     ("data summary of a missing folder", lambda tmp, m: ["data", "summary", "--dataset", "vsr", "--data-dir",
                                                          str(tmp / "missing")], ["does not exist"]),
 ]

@@ -128,7 +128,7 @@ class RunConfig(BaseModel):
     def _known_probes(cls, probes: list[str]) -> list[str]:
         bad = [p for p in probes if p not in ("linear", "mlp")]
         if bad:
-            raise ValueError(f"unknown probe(s) {bad}; expected linear or mlp")
+            raise ValueError("; ".join(str(UnknownNameError("probe", p, ("linear", "mlp"))) for p in bad))
         return probes
 
     def units(self) -> list[UnitConfig]:
