@@ -118,6 +118,7 @@ ROWS: list[tuple[str, Callable[[Path, dict[str, Path]], list[str]], list[str]]] 
     ("unknown split policy", run_cfg(split="random"), ["split: 'random'", "own, zeroshot"]),
     ("missing data_dir", run_cfg(data_dir="no-such-data"), ["data_dir:", "does not exist"]),
     ("rsa step with a repeated seed", rsa_cfg(seeds=[1, 1], rsa={"references": ["relation"]}), ["seeds: 1"]),
+    ("probe with a model missing offline", _probe("--encoder", "bert"), ["'bert'", "--model-path bert=DIR"]),
     ("probe with a layer a control lacks", _probe("--encoder", "static:bert", "--model-path", "{bert}", "--layers",
                                                   "final"), ["layers: encoder 'static:bert'", "unknown layer"]),
     # the earlier per-stage cases

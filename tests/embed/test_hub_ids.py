@@ -119,6 +119,9 @@ def test_hub_id_with_model_path_needs_no_cache(tiny, tmp_path, monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty"))
     enc = load_encoder("someorg/some-model", model_path=tiny["clip"], device="cpu")
     assert enc.config.kind == "clip" and enc.config.model_id == "someorg/some-model"
+    result = CliRunner().invoke(app, [*_embed_args("someorg/some-sbert", tmp_path / "o"), "--model-path",
+                                      str(tiny["sbert"])])
+    assert result.exit_code == 0, result.output
 
 
 def _embed_args(encoder: str, out: Path) -> list[str]:
