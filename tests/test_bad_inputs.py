@@ -118,6 +118,8 @@ ROWS: list[tuple[str, Callable[[Path, dict[str, Path]], list[str]], list[str]]] 
     ("unknown split policy", run_cfg(split="random"), ["split: 'random'", "own, zeroshot"]),
     ("missing data_dir", run_cfg(data_dir="no-such-data"), ["data_dir:", "does not exist"]),
     ("rsa step with a repeated seed", rsa_cfg(seeds=[1, 1], rsa={"references": ["relation"]}), ["seeds: 1"]),
+    ("meaning step with a layer an encoder lacks", lambda tmp, m: ["meaning", str(_config(
+        tmp, m, meaning={"layers": "7"}))], ["meaning.layers: encoder 'sbert-minilm'", "unknown layer(s) 7"]),
     ("probe with a model missing offline", _probe("--encoder", "bert"), ["'bert'", "--model-path bert=DIR"]),
     ("probe with a layer a control lacks", _probe("--encoder", "static:bert", "--model-path", "{bert}", "--layers",
                                                   "final"), ["layers: encoder 'static:bert'", "unknown layer"]),

@@ -266,7 +266,7 @@ def run_meaning_step(config: RunConfig, *, command: str = "", log=print) -> dict
     """Only the meaning-over-words step of ``config`` (``meaning.parquet``/``.csv``), sharing the embedding cache."""
     if config.meaning is None:
         raise ValueError("the run config has `meaning: null`: the meaning-over-words step is turned off")
-    config = prepare_encoders(config, log=log)
+    config = _checked_and_prepared(config, log=log)
     units = config.meaning_units()
     if not units:
         raise ValueError(f"no run task reads a dataset with meaning-over-words triples (synthetic or vsr); tasks: "

@@ -215,8 +215,10 @@ def validate_run_config(config: RunConfig, *, weights_how: Callable[[str], str] 
         add(f"device: {str(err).removeprefix(f'--device {config.device}: ')}")
     layers = _resolve_encoders(config, add, weights_how)
     selectors: list[tuple[str, Any]] = [("layers", config.layers)]
-    if config.rsa is not None and config.rsa.layers is not None:
-        selectors.append(("rsa.layers", config.rsa.layers))
+    for step in ("rsa", "meaning"):
+        settings = getattr(config, step, None)
+        if settings is not None and getattr(settings, "layers", None) is not None:
+            selectors.append((f"{step}.layers", settings.layers))
     for field, selector in selectors:
         for name, names in layers.items():
             if names is None or name in LEXICAL_ENCODERS:  # one layer, whatever the selector (RunConfig.layers_of)
