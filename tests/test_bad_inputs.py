@@ -67,6 +67,14 @@ def _paths(tmp: Path, models: dict[str, Path], **extra: str) -> dict[str, str]:
     return {"sbert-minilm": str(models["sbert"]), "static:bert": str(models["bert"]), **extra}
 
 
+def _lab_probing_its_training_scenes(tmp: Path, models: dict[str, Path]) -> list[str]:
+    lab = tmp / "lab.yaml"
+    lab.write_text(yaml.safe_dump({"out": "lab", "seeds": [0], "data": {"n_scenes": 96, "probe_n_scenes": 24},
+                                   "train": {"steps": 1}}))
+    return ["run", str(_config(tmp, models, lab=str(lab), encoders=["lab-*"],
+                               task_options={"synthetic-relation": {"n_scenes": 48}}))]
+
+
 def _unreadable_run(tmp: Path, models: dict[str, Path]) -> list[str]:
     run = tmp / "done-run"
     run.mkdir()
@@ -120,6 +128,8 @@ ROWS: list[tuple[str, Callable[[Path, dict[str, Path]], list[str]], list[str]]] 
     ("rsa step with a repeated seed", rsa_cfg(seeds=[1, 1], rsa={"references": ["relation"]}), ["seeds: 1"]),
     ("meaning step with a layer an encoder lacks", lambda tmp, m: ["meaning", str(_config(
         tmp, m, meaning={"layers": "7"}))], ["meaning.layers: encoder 'sbert-minilm'", "unknown layer(s) 7"]),
+    ("lab would train on the probed scenes", _lab_probing_its_training_scenes,
+     ["lab: task_options.synthetic-relation.n_scenes is 48", "probe_n_scenes is 24"]),
     ("probe with a model missing offline", _probe("--encoder", "bert"), ["'bert'", "--model-path bert=DIR"]),
     ("probe with a layer a control lacks", _probe("--encoder", "static:bert", "--model-path", "{bert}", "--layers",
                                                   "final"), ["layers: encoder 'static:bert'", "unknown layer"]),

@@ -135,10 +135,11 @@ def _known_names(config: RunConfig, add: Callable[[str], None]) -> list[str]:
             except ValueError as err:
                 add(f"encoder_registries[{i}]: {err}")
     if config.lab is not None and Path(config.lab).is_file():
-        from spatial_probing.lab import load_lab_config
+        from spatial_probing.lab import check_probe_data, load_lab_config
 
         try:
-            load_lab_config(config.lab)
+            lab = load_lab_config(config.lab)
+            check_probe_data(lab.data, {t: config.task_options.get(t, {}) for t in config.tasks})
         except ValueError as err:
             add(f"lab: {err}")
     return known
