@@ -218,3 +218,16 @@ def test_probe_arrays_names_the_argument_and_both_lengths(case, change, match):
 def test_probe_settings_refuse_what_a_run_config_refuses(field, value):
     with pytest.raises(ValidationError, match=field):
         ProbeSettings(**{field: value})
+
+
+def test_validate_run_config_api_lists_problems_and_run_refuses_before_writing(tmp_path, models):
+    from spatial_probing.pipeline import RunConfigError, load_run_config, run, validate_run_config
+
+    good = load_run_config(_config(tmp_path, models))
+    assert validate_run_config(good) == []  # the valid base of every row above has no problem
+    bad = good.model_copy(update={"Cs": [0.0, 1.0], "seeds": [2, 2]})
+    problems = validate_run_config(bad)
+    assert [p.split(":")[0] for p in problems] == ["seeds", "Cs"]
+    with pytest.raises(RunConfigError) as err:
+        run(bad, log=lambda *_: None)
+    assert err.value.problems == problems and not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from spatial_probing.embed.config import LEXICAL_ENCODERS
 from spatial_probing.errors import UnknownNameError, close_matches
+from spatial_probing.probe.splits import SPLIT_POLICIES
 
 if TYPE_CHECKING:
     from spatial_probing.pipeline import RunConfig
@@ -72,8 +73,6 @@ def _check_numbers(config: RunConfig, add: Callable[[str], None]) -> None:
     for c in config.Cs:
         if not (math.isfinite(c) and c > 0):
             add(f"Cs: {c} is not a positive number; expected inverse L2 strengths > 0 (e.g. [0.01, 0.1, 1, 10])")
-    from spatial_probing.probe.splits import SPLIT_POLICIES
-
     if config.split is not None and config.split not in SPLIT_POLICIES:
         add(f"split: {config.split!r} is not a split policy; expected one of {', '.join(SPLIT_POLICIES)} (or "
             f"leave it out for each task's own)")
@@ -117,9 +116,8 @@ def _encoder_fields(config: RunConfig) -> list[tuple[str, list[str]]]:
     """(field, encoder names) for every place a run config names encoders."""
     fields = [("encoders", list(config.encoders))]
     fields += [(f"task_encoders.{t}", list(v)) for t, v in config.task_encoders.items()]
-    floor = getattr(config, "lexical_floor", None)  # added by the lexical-floor work, when present
-    if floor:
-        fields.append(("lexical_floor", list(floor)))
+    if config.lexical_floor:
+        fields.append(("lexical_floor", list(config.lexical_floor)))
     return fields
 
 
