@@ -106,16 +106,20 @@ ROWS: list[tuple[str, Callable[[Path, dict[str, Path]], list[str]], list[str]]] 
     ("model_paths key naming no encoder", lambda tmp, m: run_cfg(model_paths=_paths(tmp, m, **{
         "sbert-mpnt": str(m["sbert"])}))(tmp, m), ["model_paths.sbert-mpnt: names no encoder of this run"]),
     ("negative seed", run_cfg(seeds=[-1, 0]), ["seeds: -1", ">= 0"]),
-    ("layer a control lacks", run_cfg(layers="0,3,final"), ["layers: encoder 'static:bert'", "unknown layer"]),
+    # a one-layer control (static:, bow:, order:) gives its one layer under any run-wide selector (see
+    # test_one_layer_controls_take_their_layer_under_any_selector); a layer a neural encoder lacks is the error
+    ("layer an encoder lacks", run_cfg(layers="0,3,final"), ["layers: encoder 'sbert-minilm'", "unknown layer"]),
     ("report on unreadable tables", _unreadable_run, ["results.parquet: unreadable", "manifest.json: unreadable",
                                                       "--partial"]),
     ("probe with an encoder typo", _probe("--encoder", "sbert-minlm"),
      ["unknown encoder 'sbert-minlm'", "did you mean 'sbert-minilm'"]),
     ("model missing offline, run", run_cfg(encoders=["bert"], model_paths={}),
      ["encoders: 'bert'", "model_paths: {bert: DIR}"]),
-    ("every problem at once", run_cfg(Cs=[0.0], seeds=[0, 0], encoders=["sbert-minlm", "static:bert"], layers="0,9"),
+    ("every problem at once", lambda tmp, m: run_cfg(
+        Cs=[0.0], seeds=[0, 0], encoders=["sbert-minlm", "sbert-mpnet"], layers="0,9",
+        model_paths={"sbert-minilm": str(m["sbert"]), "sbert-mpnet": str(m["sbert"])})(tmp, m),
      ["5 problems", "Cs: 0.0", "seeds: 0", "encoders: unknown encoder 'sbert-minlm'",
-      "model_paths.sbert-minilm: names no encoder", "layers: encoder 'static:bert'"]),
+      "model_paths.sbert-minilm: names no encoder", "layers: encoder 'sbert-mpnet'"]),
     # found later, or by reading
     ("model_paths entry not a folder", lambda tmp, m: run_cfg(model_paths=_paths(tmp, m, **{
         "static:bert": str(tmp / "nowhere")}))(tmp, m), ["model_paths.static:bert", "is not a directory"]),
@@ -131,8 +135,8 @@ ROWS: list[tuple[str, Callable[[Path, dict[str, Path]], list[str]], list[str]]] 
     ("lab would train on the probed scenes", _lab_probing_its_training_scenes,
      ["lab: task_options.synthetic-relation.n_scenes is 48", "probe_n_scenes is 24"]),
     ("probe with a model missing offline", _probe("--encoder", "bert"), ["'bert'", "--model-path bert=DIR"]),
-    ("probe with a layer a control lacks", _probe("--encoder", "static:bert", "--model-path", "{bert}", "--layers",
-                                                  "final"), ["layers: encoder 'static:bert'", "unknown layer"]),
+    ("probe with a layer an encoder lacks", _probe("--encoder", "bert", "--model-path", "{bert}", "--layers", "9"),
+     ["layers: encoder 'bert'", "unknown layer"]),
     # the earlier per-stage cases
     ("unknown task in a run config", run_cfg(tasks=["vsr-colour"]), ["tasks", "unknown task 'vsr-colour'"]),
     ("unknown run-config field", run_cfg(seed=3), ["seed", "Extra inputs are not permitted"]),
@@ -231,3 +235,14 @@ def test_validate_run_config_api_lists_problems_and_run_refuses_before_writing(t
     with pytest.raises(RunConfigError) as err:
         run(bad, log=lambda *_: None)
     assert err.value.problems == problems and not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()
+
+
+def test_one_layer_controls_take_their_layer_under_any_selector(tmp_path: Path, models: dict[str, Path]) -> None:
+    """``layers: "0,3,final"`` beside ``static:``/``bow:``/``order:`` is not an error: the selector is for the neural
+    encoders; each one-layer control is probed on its one layer (and validation says nothing about it)."""
+    from spatial_probing.pipeline import load_run_config, validate_run_config
+
+    config = load_run_config(_config(tmp_path, models, layers="0,1,final"))
+    assert validate_run_config(config) == []
+    layers = {u.encoder: u.layers for u in config.units()}
+    assert layers == {"sbert-minilm": "0,1,final", "static:bert": "all", "bow:": "all", "order:": "all"}

@@ -20,18 +20,20 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from spatial_probing.embed.config import LEXICAL_ENCODERS, is_lexical_floor
 from spatial_probing.errors import UnknownNameError
 from spatial_probing.io import read_yaml_model
 from spatial_probing.probe.engine import ProbeSettings
+from spatial_probing.probe.erasure import ErasureSettings
 from spatial_probing.probe.estimators import DEFAULT_CS
 from spatial_probing.probe.runner import UnitConfig, run_units
 from spatial_probing.probe.tasks import TASKS
 from spatial_probing.rsa.meaning import MeaningSettings, MeaningUnit, run_meaning
+from spatial_probing.rsa.pairs import PairsSettings, pairs_units, run_pairs
 from spatial_probing.rsa.runner import RSASettings, RSAUnit, run_rsa
 from spatial_probing.validate import RunConfigError, check_run_config, validate_run_config
 
@@ -56,6 +58,11 @@ class RunConfig(BaseModel):
     ``report`` writes ``report.html`` and ``figures/`` at the end (``spatial-probing report OUT`` does it later).
     ``lexical_floor`` encoders (default ``bow:`` and ``order:``) are added to every task's encoders (also those
     named in ``task_encoders``), so every number has what the words alone give beside it; ``[]`` opts out.
+    ``pairs`` runs the caption-choice step (SugarCrepe, ARO, What'sUp: ``pairs.parquet``/``.csv``;
+    :class:`~spatial_probing.rsa.pairs.PairsSettings`; off unless given).
+    ``protocol: founding-study`` runs the founding study's VSR probing protocol and the corrected one instead of
+    the task units (:mod:`spatial_probing.probe.replicate`; ``tasks`` must then be ``[vsr-relation]``).
+    ``erasure`` adds the LEACE causal test (:mod:`spatial_probing.probe.erasure`; ``erasure.parquet``/``.csv``).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -87,6 +94,9 @@ class RunConfig(BaseModel):
     lab: Path | None = None
     report: bool = True
     lexical_floor: list[str] = Field(default_factory=lambda: ["bow:", "order:"])
+    pairs: PairsSettings | None = None
+    protocol: Literal["standard", "founding-study"] = "standard"
+    erasure: ErasureSettings | None = None
 
     @field_validator("lexical_floor")
     @classmethod
@@ -97,15 +107,14 @@ class RunConfig(BaseModel):
                              f"order:, static:NAME or random-init:NAME (or [] to opt out)")
         return names
 
+    def layers_of(self, encoder: str) -> str:
+        """``layers``, except for the one-layer encoders (``bow:``, ``order:``, ``static:…``): their one layer."""
+        return "all" if encoder in LEXICAL_ENCODERS or encoder.startswith("static:") else self.layers
+
     def task_encoder_names(self, task: str) -> list[str]:
         """The encoders of ``task``: ``task_encoders[task]`` or ``encoders``, then the lexical floor."""
         names = self.task_encoders.get(task, self.encoders)
         return names + [f for f in self.lexical_floor if f not in names]
-
-    def layers_of(self, encoder: str) -> str:
-        """The layer selector of ``encoder``'s units: a lexical-floor encoder has its one layer whatever ``layers``
-        says (the selector is meant for the neural encoders)."""
-        return "all" if encoder in LEXICAL_ENCODERS else self.layers
 
     @field_validator("tasks")
     @classmethod
@@ -130,6 +139,13 @@ class RunConfig(BaseModel):
         if bad:
             raise ValueError("; ".join(str(UnknownNameError("probe", p, ("linear", "mlp"))) for p in bad))
         return probes
+
+    @model_validator(mode="after")
+    def _founding_study_tasks(self) -> RunConfig:
+        if self.protocol == "founding-study" and self.tasks != ["vsr-relation"]:
+            raise ValueError(f"protocol: founding-study probes VSR relations only; set tasks: [vsr-relation] "
+                             f"(got tasks: {self.tasks})")
+        return self
 
     def units(self) -> list[UnitConfig]:
         """Every (task, encoder, probe) unit, in config order."""
@@ -157,7 +173,8 @@ class RunConfig(BaseModel):
         triples), on the examples of the run's first task on that dataset."""
         if self.meaning is None:
             return []
-        return [MeaningUnit(dataset=d, task=t, encoder=e, settings=self.meaning, layers=self.layers_of(e), split=self.split,
+        return [MeaningUnit(dataset=d, task=t, encoder=e, settings=self.meaning, layers=self.layers_of(e),
+                            split=self.split,
                             load_kwargs=self.task_options.get(t, {}), max_train=self.max_train,
                             max_test=self.max_test, probe_seed=self.seeds[0], device=self.device)
                 for d, t in self.meaning.pick_tasks(self.tasks).items() for e in self.task_encoder_names(t)]
@@ -175,6 +192,8 @@ def load_run_config(path: str | Path) -> RunConfig:
     fix = {k: here(getattr(config, k)) for k in ("out", "data_dir", "cache_dir", "image_dir", "lab")}
     paths = {k: here(v) for k, v in config.model_paths.items()}
     registries = [here(p) for p in config.encoder_registries]
+    if config.pairs is not None and config.pairs.image_dirs:
+        fix["pairs"] = config.pairs.model_copy(update={"image_dirs": {k: here(v) for k, v in config.pairs.image_dirs.items()}})
     return config.model_copy(update={**fix, "model_paths": paths, "encoder_registries": registries})
 
 
@@ -237,6 +256,8 @@ def run(config: RunConfig, *, command: str = "", log=print) -> dict[str, Path]:
     :class:`RunConfigError` before anything is embedded, probed or written.
     """
     config = _checked_and_prepared(config, log=log)
+    if config.protocol == "founding-study":
+        return _run_founding_study(config, command=command, log=log)
     paths = run_units(config.units(), config.out, data_dir=config.data_dir, model_paths=dict(config.model_paths),
                       cache_dir=config.cache_dir, image_dir=config.image_dir, command=command,
                       run_config=config.model_dump(mode="json"), log=log)
@@ -244,12 +265,47 @@ def run(config: RunConfig, *, command: str = "", log=print) -> dict[str, Path]:
         paths.update(run_rsa_step(config, command=command, log=log))
     if config.meaning_units():
         paths.update(run_meaning_step(config, command=command, log=log))
+    if config.pairs is not None:
+        paths.update(run_pairs_step(config, command=command, log=log))
+    paths.update(_run_erasure_step(config, log=log))
+    return _with_report(config, paths, log=log)
+
+
+def _with_report(config: RunConfig, paths: dict[str, Path], *, log=print) -> dict[str, Path]:
+    """``paths`` plus ``report.html`` when the config asks for the report."""
     if config.report:
         from spatial_probing.report import build_report
 
         paths["report"] = build_report(config.out)
         log(f"report: {paths['report']}")
     return paths
+
+
+def _run_founding_study(config: RunConfig, *, command: str = "", log=print) -> dict[str, Path]:
+    """``protocol: founding-study``: the replication tables, a manifest, and the report with its Replication section."""
+    from datetime import datetime, timezone
+
+    from spatial_probing.io import atomic_write_json
+    from spatial_probing.probe.replicate import run_founding_study
+
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    paths = run_founding_study(config, command=command, log=log)
+    paths.update(_run_erasure_step(config, log=log))
+    paths["manifest"] = atomic_write_json(Path(config.out) / "manifest.json", {
+        "command": command, "config": config.model_dump(mode="json"), "started": started,
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), "protocol": config.protocol})
+    return _with_report(config, paths, log=log)
+
+
+def _run_erasure_step(config: RunConfig, *, log=print) -> dict[str, Path]:
+    """The LEACE erasure table when ``erasure`` is set (nothing otherwise)."""
+    if config.erasure is None:
+        return {}
+    from spatial_probing.probe.erasure import run_erasure
+
+    return run_erasure(config.erasure, config.encoders, config.out, data_dir=config.data_dir,
+                       model_paths=dict(config.model_paths), cache_dir=config.cache_dir or Path(config.out) / "cache",
+                       task_options=config.task_options, device=config.device, log=log)
 
 
 def run_rsa_step(config: RunConfig, *, command: str = "", log=print) -> dict[str, Path]:
@@ -273,3 +329,11 @@ def run_meaning_step(config: RunConfig, *, command: str = "", log=print) -> dict
                          f"{config.tasks}")
     return run_meaning(units, config.out, data_dir=config.data_dir, model_paths=dict(config.model_paths),
                        cache_dir=config.cache_dir, command=command, run_config=config.model_dump(mode="json"), log=log)
+def run_pairs_step(config: RunConfig, *, command: str = "", log=print) -> dict[str, Path]:
+    """Only the caption-choice step of ``config`` (``pairs.parquet``/``.csv``), sharing the run's embedding cache."""
+    if config.pairs is None:
+        raise ValueError("the run config has no `pairs:` section: the caption-choice step is off")
+    config = prepare_encoders(config, log=log)
+    units = pairs_units(config.pairs, config.encoders, layers=config.layers, device=config.device)
+    return run_pairs(units, config.out, data_dir=config.data_dir, model_paths=dict(config.model_paths),
+                     cache_dir=config.cache_dir, command=command, run_config=config.model_dump(mode="json"), log=log)

@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from spatial_probing.embed.config import LEXICAL_ENCODERS
 from spatial_probing.errors import UnknownNameError, close_matches
 from spatial_probing.probe.splits import SPLIT_POLICIES
 
@@ -220,7 +219,7 @@ def validate_run_config(config: RunConfig, *, weights_how: Callable[[str], str] 
             selectors.append((f"{step}.layers", settings.layers))
     for field, selector in selectors:
         for name, names in layers.items():
-            if names is None or name in LEXICAL_ENCODERS:  # one layer, whatever the selector (RunConfig.layers_of)
+            if names is None or len(names) == 1:  # one-layer encoders (bow:, order:, static:…) give their one layer
                 continue
             try:
                 select_layers(selector, names)

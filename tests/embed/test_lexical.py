@@ -116,3 +116,21 @@ def test_lexical_names_resolve_everywhere_and_misuse_is_a_clear_error() -> None:
         load_encoder("order:").fit([ex(60, "The cat sleeps.")])
     np.testing.assert_array_equal(load_encoder("bow:").fit(TRAIN).encode(["The cat."])["0"],
                                   load_encoder("bow:").fit(TRAIN).encode_examples([ex(61, "The cat.")])["0"])
+
+
+def test_embed_cli_fits_the_floor_on_the_training_split(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from spatial_probing.cli import app
+
+    result = CliRunner().invoke(app, ["embed", "--dataset", "synthetic", "--encoder", "bow:", "--split", "test",
+                                      "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads(next((tmp_path / "manifests").glob("*.json")).read_text())
+    fit = manifest["encoder"]["fits"][0]
+    from spatial_probing.data import load_dataset
+
+    assert fit["n_examples"] == len(load_dataset("synthetic", split="train")) > 0  # train, though test was embedded
+    assert manifest["n_examples"] == len(load_dataset("synthetic", split="test"))

@@ -18,13 +18,15 @@ FAST = ProbeSettings(seeds=(0,), Cs=(1.0,), n_boot=100, mdl_seeds=0, device="cpu
 
 
 def test_every_task_gets_the_lexical_floor_unless_it_opts_out() -> None:
-    cfg = RunConfig(tasks=["synthetic-relation", "synthetic-argument-order"], encoders=["sbert-minilm"], layers="final",
-                    task_encoders={"synthetic-argument-order": ["sbert-mpnet", "order:"]})
-    assert [(u.task, u.encoder, u.layers) for u in cfg.units()] == [
-        ("synthetic-relation", "sbert-minilm", "final"), ("synthetic-relation", "bow:", "all"),
+    cfg = RunConfig(tasks=["synthetic-relation", "synthetic-argument-order"], encoders=["sbert-minilm",
+                    "static:sbert-minilm"], layers="final", task_encoders={"synthetic-argument-order": ["sbert-mpnet",
+                                                                                                       "order:"]})
+    assert [(u.task, u.encoder, u.layers) for u in cfg.units()] == [  # one-layer encoders: their one layer
+        ("synthetic-relation", "sbert-minilm", "final"), ("synthetic-relation", "static:sbert-minilm", "all"),
+        ("synthetic-relation", "bow:", "all"),
         ("synthetic-relation", "order:", "all"), ("synthetic-argument-order", "sbert-mpnet", "final"),
         ("synthetic-argument-order", "order:", "all"), ("synthetic-argument-order", "bow:", "all")]
-    assert [u.encoder for u in cfg.rsa_units()] == ["sbert-minilm", "bow:", "order:"]  # RSA: one task per dataset
+    assert [u.encoder for u in cfg.rsa_units()] == ["sbert-minilm", "static:sbert-minilm", "bow:", "order:"]
     off = RunConfig(tasks=["synthetic-relation"], encoders=["sbert-minilm"], lexical_floor=[])
     assert [u.encoder for u in off.units()] == ["sbert-minilm"]
     with pytest.raises(ValueError, match="not lexical-floor encoders"):
@@ -78,7 +80,7 @@ def test_run_logs_each_task_beside_its_best_lexical_floor(tmp_path: Path) -> Non
 def test_rsa_runs_the_lexical_floor_fitted_on_the_items_it_analyses(tmp_path: Path) -> None:
     from spatial_probing.rsa.runner import RSASettings, RSAUnit, run_rsa_unit
 
-    settings = RSASettings(references=["relation"], n_permutations=20, n_boot=0, max_items=60)
+    settings = RSASettings(references=["relation"], n_permutations=20, n_boot=0, max_items=60, layers="final")
     for name in ("bow:", "order:"):
         table, meta = run_rsa_unit(RSAUnit(task="synthetic-relation", encoder=name, settings=settings,
                                            load_kwargs={"n_scenes": 24}), tmp_path, log=lambda *_: None)

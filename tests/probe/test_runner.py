@@ -32,7 +32,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def write_config(tmp: Path, models: dict[str, Path], **extra) -> Path:
     cfg = {"out": "run", "cache_dir": "cache", "tasks": ["synthetic-argument-order", "synthetic-relation"],
            "encoders": ["sbert-minilm", "static:bert"], "seeds": [0, 1, 2, 3, 4], "Cs": [0.1, 1.0], "n_boot": 200,
-           "mdl_seeds": 1, "device": "cpu", "lexical_floor": [], "rsa": None, "report": False, "task_options": {"synthetic-argument-order": {"n_scenes": 120},
+           "mdl_seeds": 1, "device": "cpu", "lexical_floor": [], "meaning": None, "rsa": None, "report": False, "task_options": {"synthetic-argument-order": {"n_scenes": 120},
                                                              "synthetic-relation": {"n_scenes": 48}},
            "model_paths": {"sbert-minilm": str(models["sbert"]), "static:bert": str(models["bert"])}, **extra}
     path = tmp / "run.yaml"  # the lexical floor (on by default) has its own tests: tests/probe/test_lexical_floor.py

@@ -1,8 +1,8 @@
 """Targets whose answer is not in the words: known-answer tests with hand-built lexical and planted encoders.
 
-The lexical encoders are built here from scikit-learn (a unigram+bigram CountVectorizer fitted on the
-training items, and a one-hot of the first and second noun), so the claims hold for any encoder
-that sees only which words occur (and next to which) or which noun comes first.
+The lexical floor is the toolkit's own ``bow:`` (unigram + bigram counts) and ``order:`` (one-hot of the
+first and second noun), fitted on the training items only, as in a run; a plain first-noun rule and a
+unigram bag are checked too.
 """
 
 from __future__ import annotations
@@ -11,12 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import OneHotEncoder
 
-from spatial_probing.data import load_dataset
 from spatial_probing.data.schema import Example
+from spatial_probing.embed import load_encoder
 from spatial_probing.data.synthetic import SUBJECT_FIRST, SceneObject
 from spatial_probing.probe import get_task, outer_folds
 from spatial_probing.probe.stats import bootstrap_metric
@@ -31,14 +29,6 @@ def first_second(e: Example) -> tuple[str, str]:
         return (subj, obj) if SUBJECT_FIRST[int(e.source["template"])] else (obj, subj)
     text = e.text.lower()
     return (subj, obj) if text.find(subj) <= text.find(obj) else (obj, subj)
-
-
-def bow(train_texts: list[str], texts: list[str]) -> np.ndarray:
-    return CountVectorizer(ngram_range=(1, 2)).fit(train_texts).transform(texts).toarray().astype(float)
-
-
-def order(train_pairs: list[tuple[str, str]], pairs: list[tuple[str, str]]) -> np.ndarray:
-    return OneHotEncoder(handle_unknown="ignore").fit(train_pairs).transform(pairs).toarray()
 
 
 def probe(items: ProbeItems, x: np.ndarray) -> tuple[float, float, float]:
@@ -56,12 +46,16 @@ def item_features(items: ProbeItems, fn) -> np.ndarray:
     return fn(train, ex)
 
 
-def _bow(train: list[Example], ex: list[Example]) -> np.ndarray:
-    return bow([e.text for e in train], [e.text for e in ex])
+def lexical(name: str):
+    """The toolkit's lexical-floor encoder ``name`` as ``fn(train_examples, examples) -> features``."""
+    def fn(train: list[Example], ex: list[Example]) -> np.ndarray:
+        return load_encoder(name).fit(train).encode_examples(ex)["0"].astype(float)
+
+    fn.__name__ = name
+    return fn
 
 
-def _order(train: list[Example], ex: list[Example]) -> np.ndarray:
-    return order([first_second(e) for e in train], [first_second(e) for e in ex])
+_bow, _order = lexical("bow:"), lexical("order:")
 
 
 @pytest.fixture(scope="module")
@@ -190,4 +184,29 @@ def test_vsr_converse_transfer_first_noun_rule_is_exactly_wrong(real_data: Path)
     assert np.mean(rule[splits == "train"] == items.labels[splits == "train"]) == 1.0
     assert np.mean(rule[splits == "test"] == items.labels[splits == "test"]) == 0.0
     assert (splits == "test").sum() > 100 and all(e.truth for e in items.examples)
+    train_images = {e.group for e, s in zip(items.examples, splits) if s == "train"}
+    assert not any(e.group in train_images for e, s in zip(items.examples, splits) if s == "test")
     assert probe(items, item_features(items, _order))[2] < 0.5
+
+
+def test_skipped_examples_are_counted_with_reasons() -> None:
+    def ex(i: int, text: str, relation: str, truth: bool = True, split: str = "train", image: str = "a") -> Example:
+        return Example(id=f"vsr/x/{i}", dataset="vsr", split=split, text=text, relation=relation, truth=truth,
+                       group=f"image:{image}", category="Projective")
+
+    examples = [ex(0, "The cat is left of the dog.", "left of"), ex(1, "The dog is right of the cat.", "right of",
+                                                                    split="test", image="b"),
+                ex(2, "cat left of dog", "left of"), ex(3, "The cat is near the dog.", "near"),
+                ex(4, "The cat is left of the dog.", "left of", truth=False),
+                ex(5, "The cat is left of the dog.", "left of", split="test", image="c"),
+                ex(6, "The dog is right of the cat.", "right of", split="test")]
+    task = get_task("vsr-converse-transfer")
+    items = task.items(examples)
+    assert items.ids == ["vsr/x/0", "vsr/x/1"]
+    reasons = task.skip_reasons(examples)
+    assert sum(reasons.values()) == len(examples) - 2
+    assert reasons["false caption (its words contradict the scene)"] == 1
+    assert reasons["relation 'near' is in no converse-transfer family"] == 1
+    assert reasons["on neither side of the converse-transfer split"] == 1
+    assert reasons["test caption of an image/scene with a training caption"] == 1
+    assert any(r.startswith("caption is not") for r in reasons)

@@ -10,22 +10,24 @@ import pandas as pd
 import pytest
 import yaml
 from conftest_models import build_tiny_sbert
-from sklearn.feature_extraction.text import CountVectorizer
 from typer.testing import CliRunner
 
 from spatial_probing.cli import app
 from spatial_probing.data import load_dataset
 from spatial_probing.data.converse import transfer_fact
 from spatial_probing.data.schema import Example
+from spatial_probing.embed import embed_examples, fit_lexical, load_encoder
 from spatial_probing.pipeline import load_run_config, run
 from spatial_probing.rsa.meaning import (
     MEANING_COLUMNS, TripleSet, build_triples, cap_triples, cluster_bootstrap_share, meaning_rows,
 )
 
 
-def bow_embed(triples: TripleSet) -> dict[str, np.ndarray]:
-    texts = [e.text for e in triples.examples]
-    return {"final": CountVectorizer(ngram_range=(1, 2)).fit_transform(texts).toarray().astype(float)}
+def lexical_embed(triples: TripleSet, name: str = "bow:") -> dict[str, np.ndarray]:
+    """The toolkit's lexical-floor encoder, fitted on the triples (as the meaning step does)."""
+    encoder = load_encoder(name)
+    fit_lexical(encoder, triples.examples)
+    return embed_examples(triples.examples, encoder, cache_dir=None, show_progress=False)
 
 
 def meaning_embed(triples: TripleSet, dataset: str) -> dict[str, np.ndarray]:
@@ -51,8 +53,9 @@ def synthetic() -> TripleSet:
     return build_triples(load_dataset("synthetic", n_scenes=120, seed=0), "synthetic")
 
 
-def test_bag_of_words_scores_exactly_zero(synthetic: TripleSet) -> None:
-    rows = meaning_rows(bow_embed(synthetic), synthetic, dataset="synthetic", encoder="bow", n_boot=200)
+@pytest.mark.parametrize("name", ["bow:", "order:"])
+def test_lexical_floor_scores_exactly_zero(synthetic: TripleSet, name: str) -> None:
+    rows = meaning_rows(lexical_embed(synthetic, name), synthetic, dataset="synthetic", encoder=name, n_boot=200)
     assert list(rows.columns) == MEANING_COLUMNS
     scored = rows[rows.n_triples > 0]
     assert set(scored.kind) == {"all", "horizontal", "vertical", "diagonal", "topological"}
@@ -65,7 +68,7 @@ def test_planted_meaning_encoder_scores_one(synthetic: TripleSet) -> None:
 
 
 def test_symmetric_relations_are_skipped_and_counted(synthetic: TripleSet) -> None:
-    rows = meaning_rows(bow_embed(synthetic), synthetic, dataset="synthetic", encoder="bow", n_boot=0)
+    rows = meaning_rows(lexical_embed(synthetic), synthetic, dataset="synthetic", encoder="bow", n_boot=0)
     prox = rows[rows.kind == "proximity"].iloc[0]
     assert prox.n_triples == 0 and np.isnan(prox.value) and prox.n_skipped == 20  # 10 near + 10 far scenes
     assert "symmetric" in json.loads(prox.skip_reasons).popitem()[0]
@@ -87,7 +90,7 @@ def test_vsr_triples_count_every_skip_and_score_known_answers() -> None:
     assert len(triples) == 2 and triples.examples[4].text == "The box contains the cup."
     skipped = {k: sum(c.values()) for k, c in triples.skipped.items()}
     assert skipped == {"Proximity": 1, "Projective": 2, "Directional": 1}
-    assert meaning_rows(bow_embed(triples), triples, dataset="vsr", encoder="b", n_boot=0).query(
+    assert meaning_rows(lexical_embed(triples), triples, dataset="vsr", encoder="b", n_boot=0).query(
         "n_triples > 0").value.eq(0).all()
     assert meaning_rows(meaning_embed(triples, "vsr"), triples, dataset="vsr", encoder="m", n_boot=0).query(
         "n_triples > 0").value.eq(1).all()
@@ -138,6 +141,8 @@ def test_run_step_writes_meaning_tables_resumes_and_cli(tmp_path: Path) -> None:
     assert set(table.layer) == {"0", "1", "2", "final"} and (table.dataset == "synthetic").all()
     assert table[table.kind == "all"].n_triples.eq(20).all() and table[table.kind == "all"].n_skipped.eq(4).all()
     assert table.value.dropna().between(0, 1).all()
+    assert set(table.encoder) == {"sbert-minilm", "bow:", "order:"}  # the lexical floor is in by default
+    assert table[table.encoder.isin(["bow:", "order:"])].value.dropna().eq(0).all()
     part = next((config.out / "meaning_parts").glob("*.parquet"))
     mtime = part.stat().st_mtime_ns
     logs: list[str] = []

@@ -30,7 +30,7 @@ def sbert(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def write_config(tmp: Path, sbert: Path, rsa: dict | None = None, **extra) -> Path:
     cfg = {"out": "run", "cache_dir": "cache", "tasks": ["synthetic-argument-order", "synthetic-relation"],
-           "encoders": ["sbert-minilm"], "seeds": [0], "Cs": [1.0], "n_boot": 100, "mdl_seeds": 0, "device": "cpu", "lexical_floor": [],
+           "encoders": ["sbert-minilm"], "seeds": [0], "Cs": [1.0], "n_boot": 100, "mdl_seeds": 0, "device": "cpu", "lexical_floor": [], "meaning": None,
            "task_options": {"synthetic-argument-order": {"n_scenes": 24}, "synthetic-relation": {"n_scenes": 24}},
            "model_paths": {"sbert-minilm": str(sbert)},
            "rsa": {"n_permutations": 99, "n_boot": 99, "comparisons": ["rho_a", "spearman"], **(rsa or {})}, **extra}

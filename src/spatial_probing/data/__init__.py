@@ -1,4 +1,5 @@
-"""Data stage: one :class:`Example` record for VSR, StepGame, SpartQA-Human and synthetic scenes.
+"""Data stage: one :class:`Example` record for VSR, StepGame, SpartQA-Human, synthetic scenes, and the
+caption-choice benchmarks SugarCrepe, ARO VG-Relation and What'sUp.
 
 ``load_dataset(name, ...)`` is the single entry point; datasets are registered by name.
 """
@@ -12,12 +13,15 @@ from typing import Any
 from PIL import Image
 
 from spatial_probing.data._read import DataWarning, LoadReport
+from spatial_probing.data.aro import load_aro
 from spatial_probing.data.errors import DataError, UnknownDatasetError
 from spatial_probing.data.schema import STEPGAME_DIRECTIONS, Example
 from spatial_probing.data.spartqa import load_spartqa
 from spatial_probing.data.stepgame import load_stepgame
+from spatial_probing.data.sugarcrepe import load_sugarcrepe
 from spatial_probing.data.synthetic import RELATION_DIRECTIONS, generate, generate_converse_twins, render
 from spatial_probing.data.vsr import load_vsr
+from spatial_probing.data.whatsup import load_whatsup
 
 __all__ = ["DATASETS", "DataError", "DataWarning", "Example", "LoadReport", "RELATION_DIRECTIONS",
            "STEPGAME_DIRECTIONS", "load_dataset", "open_image"]
@@ -49,6 +53,9 @@ DATASETS: dict[str, Callable[..., list[Example]]] = {
     "stepgame": load_stepgame,
     "spartqa": load_spartqa,
     "synthetic": _synthetic,
+    "sugarcrepe": load_sugarcrepe,
+    "aro": load_aro,
+    "whatsup": load_whatsup,
 }
 
 

@@ -42,7 +42,7 @@ KEY_COLUMNS = ["dataset", "task", "encoder", "layer", "probe", "seed"]
 #: Version of how probe and RSA parts are computed from the same config, weights and data. Bump it with any
 #: change that alters their numbers (an estimator, a metric, an interval, pooling of folds), so a resumed run
 #: recomputes its finished parts instead of mixing old and new results.
-PROBE_FORMAT_VERSION = 2
+PROBE_FORMAT_VERSION = 3  # 3: selectivity on seen control types; memorisation, overlap, below-chance rows
 COMPARISON_COLUMNS = ["dataset", "task", "layer_a", "layer_b", "probe", "encoder_a", "encoder_b", "selection",
                       "subset_kind", "subset", "acc_a", "acc_b", "diff", "mcnemar_p", "permutation_p", "p_holm", "n"]
 
@@ -254,6 +254,7 @@ def run_unit(config: UnitConfig, *, data_dir: str | Path | None = None, model_pa
             "encoder": encoder.info.model_dump(mode="json"),
             "data_hash": examples_hash(items.examples), "format_version": PROBE_FORMAT_VERSION,
             "n_examples": len(items.examples), "n_items": len(items.ids), "n_folds": len(folds),
+            "skipped_examples": task.skip_reasons(examples),
             "splits": overlap}
     return results, predictions, meta
 

@@ -117,6 +117,12 @@ class ProbingTask:
     def control_type(self, e: Example) -> str:
         return f"{e.subject}|{e.object}" if e.subject and e.object else str(e.group or e.id)
 
+    def skip_reasons(self, examples: Sequence[Example]) -> dict[str, int]:
+        """Why loaded examples are not used (reason → count), for the run manifest: never a silent drop."""
+        used = {e.id for e in self.items(examples).examples}
+        n = sum(e.id not in used for e in examples)
+        return {f"not used by the task (no {self.spec.label} label)": n} if n else {}
+
     def items(self, examples: Sequence[Example]) -> ProbeItems:
         """Probe items of the usable examples; :attr:`ProbeItems.examples` are what gets embedded."""
         kept = [e for e in examples if self.keep(e)]

@@ -19,6 +19,7 @@ from spatial_probing.io import atomic_write_text
 from spatial_probing.lab.compare import parse_lab_encoder
 from spatial_probing.lab.config import OBJECTIVE_DESCRIPTIONS
 from spatial_probing.report.figures import Plot, make_figures
+from spatial_probing.report.replication import replication_section
 from spatial_probing.report.summary import (ALPHA, RunAnalysis, format_p, is_control, is_grounded, is_reported_pair,
                                             points)
 from spatial_probing.report.tables import RunTables, UnreadableRunError, load_run
@@ -293,6 +294,7 @@ def build_report(run_dir: str | Path, *, out: str | Path | None = None, figures_
                            if not (f.kind == "chance" and f.subset not in ("", "all"))],
         chance_categories=_chance_categories(analysis), accuracy=_accuracy_table(analysis),
         rsa_findings=analysis.rsa_findings(), rsa=_rsa_table(analysis), lab=lab,
+        replication=replication_section(run_dir),
         figures={"probing_categories": [drawn[n] for n in _PROBING_CATEGORY_FIGURES if n in drawn],
                  "probing": [f for n, f in drawn.items()
                              if n not in _PROBING_CATEGORY_FIGURES + _RSA_FIGURES + _LAB_FIGURES],

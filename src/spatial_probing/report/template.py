@@ -135,6 +135,21 @@ test items when predictions are present), Holm-corrected per family.</p>
 {{ table(lab.comparisons) }}
 {% endif %}
 
+{% if replication %}
+<h2 id="replication">Replication</h2>
+<p>The founding study's protocol, exactly (VSR random split, 7,680 training captions, L2-normalised sentence
+embeddings, one-vs-rest logistic regression with C = 1 per relation with ≥ 50 captions, 5 stratified folds; score =
+mean macro-F1 over relations), beside the corrected protocol on the same data and relations (standardised features,
+C by inner CV, folds grouped by caption text, the all-negative floor, the lexical floor, the concept-disjoint split, paired
+tests across relations). Tables: <code>replication/</code>.</p>
+{% if replication.findings %}<ul>{% for line in replication.findings %}<li>{{ line }}</li>{% endfor %}</ul>{% endif %}
+{% if replication.summary_rows %}<div class="scroll"><table><thead><tr>{% for c in replication.summary_columns %}<th>{{ c }}</th>{% endfor %}</tr></thead>
+<tbody>{% for row in replication.summary_rows %}<tr>{% for cell in row %}<td{% if loop.index0 > 2 %} class="num"{% endif %}>{{ cell }}</td>{% endfor %}</tr>
+{% endfor %}</tbody></table></div>{% endif %}
+{% if replication.erasure %}<h3>What depends on the erased subspace (LEACE)</h3>
+<ul>{% for line in replication.erasure %}<li>{{ line }}</li>{% endfor %}</ul>{% endif %}
+{% endif %}
+
 <h2 id="missing">Not in this run</h2>
 {% if missing %}<div class="card missing"><ul>{% for m in missing %}<li>{{ m }}</li>{% endfor %}</ul></div>
 {% else %}<p>Nothing: every table, figure and section had its data.</p>{% endif %}

@@ -224,7 +224,9 @@ def run_rsa_unit(unit: RSAUnit, out_dir: str | Path, *, data_dir: str | Path | N
     # bow:, order: — RSA has no held-out side: the vocabulary is that of every analysed example, so the RDM
     # reflects the words and not where the split fell
     fit_lexical(encoder, examples)
-    emb = embed_examples(examples, encoder, layers=unit.settings.layers or unit.layers, cache_dir=cache_dir,
+    # a one-layer encoder (bow:, order:, static:…) gives its one layer whatever the selector
+    layers = "all" if len(encoder.layer_names) == 1 else unit.settings.layers or unit.layers
+    emb = embed_examples(examples, encoder, layers=layers, cache_dir=cache_dir,
                          image_dir=image_dir, show_progress=show_progress)
     rows, counts = select_items(examples, max_items=unit.settings.max_items, seed=unit.settings.seed)
     chosen = [examples[i] for i in rows]
