@@ -137,7 +137,7 @@ class RunConfig(BaseModel):
     def _known_probes(cls, probes: list[str]) -> list[str]:
         bad = [p for p in probes if p not in ("linear", "mlp")]
         if bad:
-            raise ValueError(f"unknown probe(s) {bad}; expected linear or mlp")
+            raise ValueError("; ".join(str(UnknownNameError("probe", p, ("linear", "mlp"))) for p in bad))
         return probes
 
     @model_validator(mode="after")
@@ -322,7 +322,7 @@ def run_meaning_step(config: RunConfig, *, command: str = "", log=print) -> dict
     """Only the meaning-over-words step of ``config`` (``meaning.parquet``/``.csv``), sharing the embedding cache."""
     if config.meaning is None:
         raise ValueError("the run config has `meaning: null`: the meaning-over-words step is turned off")
-    config = prepare_encoders(config, log=log)
+    config = _checked_and_prepared(config, log=log)
     units = config.meaning_units()
     if not units:
         raise ValueError(f"no run task reads a dataset with meaning-over-words triples (synthetic or vsr); tasks: "

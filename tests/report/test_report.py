@@ -154,14 +154,32 @@ def _chromium() -> str | None:
 
 #: Runs in the page once loaded: images decoded, and main-text blocks that reach past the viewport (tables
 #: scroll inside their own box, so a wide table is fine; a paragraph or a page wider than the screen is not).
+#: The page sits in an iframe of the width under test (headless Chromium keeps windows at least 500 px wide)
+#: and writes its answer into the host page's title.
 _PAGE_PROBE = """<script>window.addEventListener('load', () => {
   const i = [...document.images], w = document.documentElement.clientWidth;
   const blocks = [...document.querySelectorAll('main > *, main p, main li, main h1, main h2, main h3, main figure, '
                                                + 'main .card, main .scroll, main pre, main summary')];
   const over = blocks.filter(e => e.getBoundingClientRect().right > w + 1).map(e => e.tagName + (e.id ? '#' + e.id : ''));
-  document.title = 'loaded ' + i.filter(x => x.complete && x.naturalWidth > 0).length + ' of ' + i.length
-    + ' width ' + w + ' page ' + document.documentElement.scrollWidth + ' over [' + over.slice(0, 5).join(' ') + ']';
+  window.parent.document.title = 'loaded ' + i.filter(x => x.complete && x.naturalWidth > 0).length + ' of '
+    + i.length + ' width ' + w + ' page ' + document.documentElement.scrollWidth + ' over [' + over.slice(0, 5).join(' ')
+    + ']';
 });</script>"""
+
+
+def page_in_chromium(browser: str, html: str, width: int, tmp_path: Path) -> re.Match[str] | None:
+    """Lay ``html`` out ``width`` px wide in headless Chromium; the probe's answer (see ``_PAGE_PROBE``)."""
+    from html import escape
+
+    page = tmp_path / f"host-{width}.html"
+    page.write_text(f'<!DOCTYPE html><html><head><title>pending</title></head><body style="margin:0">'
+                    f'<iframe style="width:{width}px;height:900px;border:0" '
+                    f'srcdoc="{escape(html.replace("</body>", _PAGE_PROBE + "</body>"), quote=True)}"></iframe>'
+                    f'</body></html>', encoding="utf-8")
+    dom = subprocess.run([browser, "--headless", "--disable-gpu", "--no-sandbox", "--hide-scrollbars",
+                          f"--window-size={width + 200},1000", "--virtual-time-budget=5000", "--dump-dom",
+                          page.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    return re.search(r"<title>loaded (\d+) of (\d+) width (\d+) page (\d+) over \[([^\]]*)\]</title>", dom)
 
 
 @pytest.mark.parametrize("width", [1280, 390])
@@ -171,13 +189,8 @@ def test_page_in_headless_chromium_loads_every_image_and_fits_the_width(built: t
     if browser is None:
         pytest.skip("no Chromium on PATH; .ci/run installs Debian's chromium")
     _, html = built
-    page = tmp_path / "probe.html"
-    page.write_text(html.replace("</body>", _PAGE_PROBE + "</body>"), encoding="utf-8")
-    dom = subprocess.run([browser, "--headless", "--disable-gpu", "--no-sandbox", "--hide-scrollbars",
-                          f"--window-size={width},900", "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
-                         capture_output=True, text=True, timeout=120).stdout
-    m = re.search(r"<title>loaded (\d+) of (\d+) width (\d+) page (\d+) over \[([^\]]*)\]</title>", dom)
-    assert m, dom[:500]
+    m = page_in_chromium(browser, html, width, tmp_path)
+    assert m, "the page probe gave no answer"
     assert m.group(1) == m.group(2) == str(len(FIGURE_NAMES))  # no broken image
     assert int(m.group(3)) == width  # the page was laid out at the width asked for
     assert int(m.group(4)) <= width and m.group(5) == "", f"wider than {width} px: {m.group(0)}"

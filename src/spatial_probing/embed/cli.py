@@ -48,7 +48,7 @@ def embed(
     try:
         if registry is not None:
             load_registry_file(registry)
-        config = get_encoder_config(encoder)
+        config = get_encoder_config(encoder, model_path=model_path)
         examples = load_dataset(dataset, data_dir=data_dir, split=split, variant=variant)
         if not examples:
             raise DataError(f"no {dataset} examples for split={split!r}, variant={variant!r}")

@@ -51,14 +51,14 @@ def probe(
     try:
         get_task(task)
         paths_by_encoder = _model_paths(model_path, encoder)
-        check_run_config(RunConfig(  # the same up-front checks as `run` (encoders, layers, model paths, device)
-            out=out, tasks=[task], encoders=list(encoder), probes=[probe_kind], layers=layers, split=split,
-            seeds=list(range(seeds)), device=device, model_paths=paths_by_encoder, max_train=max_train,
-            max_test=max_test, data_dir=data_dir, image_dir=image_dir, rsa=None, report=False, lexical_floor=[]),
-            weights_how=lambda name: f"with --model-path {name}=DIR (or --model-path DIR for one encoder)",
-            strict_layers=True)  # --layers applies to every encoder named here, a one-layer control included
+        study = RunConfig(out=out, tasks=[task], encoders=list(encoder), probes=[probe_kind], layers=layers,
+                          split=split, seeds=list(range(seeds)), device=device, model_paths=paths_by_encoder,
+                          max_train=max_train, max_test=max_test, data_dir=data_dir, image_dir=image_dir, rsa=None,
+                          report=False, lexical_floor=[])
+        check_run_config(study,  # the same up-front checks as `run` (encoders, layers, model paths, device)
+                         weights_how=lambda name: f"with --model-path {name}=DIR (or --model-path DIR for one encoder)")
         settings = ProbeSettings(probe=probe_kind, seeds=tuple(range(seeds)), device=device)
-        configs = [UnitConfig(task=task, encoder=e, split=split, layers=layers, settings=settings,
+        configs = [UnitConfig(task=task, encoder=e, split=split, layers=study.layers_of(e), settings=settings,
                               max_train=max_train, max_test=max_test) for e in encoder]
         paths = run_units(configs, out, data_dir=data_dir, model_paths=paths_by_encoder,
                           cache_dir=cache_dir, image_dir=image_dir, command=shlex.join(sys.argv),

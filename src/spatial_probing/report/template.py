@@ -17,7 +17,7 @@ h1 { font-size: 1.7rem; margin: 0 0 .3rem; }
 h2 { font-size: 1.3rem; margin: 2.4rem 0 .6rem; padding-bottom: .3rem; border-bottom: 1px solid var(--line); }
 h3 { font-size: 1.05rem; margin: 1.6rem 0 .4rem; }
 p, li { max-width: 78ch; }
-p, li, figcaption, caption, code, summary { overflow-wrap: anywhere; }
+p, li, figcaption, caption, code, summary, .card { overflow-wrap: anywhere; }
 .glance { display: flex; flex-wrap: wrap; gap: .2rem 1.4rem; margin: .6rem 0 0; padding: 0; list-style: none; }
 .glance li { max-width: none; }
 nav.toc { font-size: .9rem; margin: .8rem 0 0; } nav.toc a { color: var(--accent); margin-right: .9rem; }

@@ -27,8 +27,10 @@ def rsa(config: Path = typer.Argument(..., help="Run config YAML (its `rsa:` sec
 def meaning(config: Path = typer.Argument(..., help="Run config YAML (its `meaning:` section; tasks, encoders, "
                                                      "paths).")) -> None:
     """Meaning over words: share of caption triples nearer their converse paraphrase than their argument swap."""
-    from spatial_probing.pipeline import load_run_config, run_meaning_step
+    from spatial_probing.pipeline import check_run_config, load_run_config, run_meaning_step
 
     with exit_on(ValueError, DataError, FileNotFoundError):
-        paths = run_meaning_step(load_run_config(config), command=shlex.join(sys.argv), log=typer.echo)
+        loaded = load_run_config(config)
+        check_run_config(loaded, source=config)  # every problem at once, before anything is written
+        paths = run_meaning_step(loaded, command=shlex.join(sys.argv), log=typer.echo)
     typer.echo(f"wrote {paths['meaning']}, {paths['meaning_csv']} and {paths['meaning_manifest']}")
