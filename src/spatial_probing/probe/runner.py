@@ -25,7 +25,8 @@ from spatial_probing.io import atomic_path, atomic_write_json, package_versions,
 from spatial_probing.probe.controls import chance_level, majority_label
 from spatial_probing.probe.engine import LayerSeedResult, ProbeSettings, probe_arrays
 from spatial_probing.probe.splits import outer_folds, overlap_report
-from spatial_probing.probe.stats import bootstrap_mean, bootstrap_metric, holm, mcnemar_exact, paired_permutation
+from spatial_probing.probe.stats import (bootstrap_metric, bootstrap_unit, cluster_signflip, holm, mcnemar_exact,
+                                        metric_value)
 from spatial_probing.probe.tasks import ProbeItems, get_task
 
 RESULT_COLUMNS = ["dataset", "task", "encoder", "layer", "probe", "seed", "split", "subset_kind", "subset", "metric",
@@ -80,60 +81,85 @@ def cap_examples(examples: list[Example], max_items: int | None, seed: int) -> l
     return out
 
 
-def _bootstrap_rows(base: dict[str, Any], y_true: np.ndarray, y_pred: np.ndarray, c_true: np.ndarray,
-                    c_pred: np.ndarray, majority: str, n_boot: int, seed: int) -> list[dict[str, Any]]:
-    n = len(y_true)
-    rows = []
-
-    def add(metric: str, value: float, lo: float = float("nan"), hi: float = float("nan")) -> None:
-        rows.append({**base, "metric": metric, "value": value, "ci_low": lo, "ci_high": hi, "n_test": n})
-
-    add("accuracy", *bootstrap_metric("accuracy", y_true, y_pred, n_boot=n_boot, seed=seed))
-    add("macro_f1", *bootstrap_metric("macro_f1", y_true, y_pred, n_boot=n_boot, seed=seed))
-    add("control_accuracy", *bootstrap_metric("accuracy", c_true, c_pred, n_boot=n_boot, seed=seed))
-    # selectivity is a mean of per-item differences: its interval is a bootstrap of those differences
-    diff = (y_true == y_pred).astype(float) - (c_true == c_pred).astype(float)
-    add("selectivity", *bootstrap_mean(diff, n_boot=n_boot, seed=seed))
-    add("majority", *bootstrap_metric("accuracy", y_true, np.full(n, majority, dtype=object), n_boot=n_boot,
-                                      seed=seed))
-    return rows
+def _distinct_fits(results: list[LayerSeedResult]) -> dict[str, int]:
+    """Per layer: how many probe seeds gave distinct test predictions (identical fits are not replicates)."""
+    out: dict[str, set[bytes]] = {}
+    for r in results:
+        out.setdefault(r.layer, set()).add(np.asarray(r.y_pred).astype(str).tobytes())
+    return {layer: len(v) for layer, v in out.items()}
 
 
 def summarize_unit(items: ProbeItems, test_idx: np.ndarray, results: list[LayerSeedResult], *, dataset: str,
                    task: str, encoder: str, probe: str, split: str, train_labels: Sequence[str],
-                   report_by: Sequence[str], n_boot: int, chance: float | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Tidy result rows (with CIs) and per-item predictions of one unit's pooled test predictions."""
+                   report_by: Sequence[str], n_boot: int, chance: float | None,
+                   boot_seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Tidy result rows (with CIs) and per-item predictions of one unit's pooled test predictions.
+
+    Intervals resample the test items' clusters (``ProbeItems.groups``: scene, image, story, pair), with
+    one matrix of cluster draws shared by every layer, seed, subset and metric (:func:`bootstrap_unit`).
+    Accuracy, control accuracy, selectivity (their difference, on the same resamples) and the majority
+    baseline get intervals on every subset; macro-F1 gets one on ``all`` (its value elsewhere).
+    ``n_distinct_fits`` counts the seeds whose predictions differ, per layer.
+    """
     y_true = items.labels[test_idx]
+    clusters = np.asarray(items.groups, dtype=object)[test_idx]
     majority = majority_label(list(train_labels))
     n_classes = len(set(train_labels))
+    n = len(test_idx)
+    subsets = [("all", "all", np.ones(n, bool))]
+    for kind in report_by:
+        vals = np.asarray(items.subsets[kind], dtype=object)[test_idx]
+        subsets += [(kind, v, vals == v) for v in sorted({v for v in vals if pd.notna(v)})]
+    masks = np.stack([m for _, _, m in subsets])
+    R = len(results)
+    cols = [y_true == r.y_pred for r in results] + [r.control_true == r.control_pred for r in results]
+    cols.append(y_true == majority)
+    value, lo, hi = bootstrap_unit(np.stack(cols, axis=1), masks, clusters=clusters, n_boot=n_boot, seed=boot_seed)
+    sel_cols = np.stack([cols[j].astype(np.float64) - cols[R + j] for j in range(R)], axis=1)
+    sel = _signed_bootstrap(sel_cols, masks, clusters, n_boot, boot_seed)
+    f1 = [bootstrap_metric("macro_f1", y_true, r.y_pred, n_boot=n_boot, seed=boot_seed, clusters=clusters)
+          for r in results]
+    distinct = _distinct_fits(results)
     rows, preds = [], []
-    for r in results:
+    for j, r in enumerate(results):
         base = {"dataset": dataset, "task": task, "encoder": encoder, "layer": r.layer, "probe": probe,
                 "seed": r.seed, "split": split}
-        subsets = [("all", "all", np.ones(len(test_idx), bool))]
-        for kind in report_by:
-            vals = np.asarray(items.subsets[kind], dtype=object)[test_idx]
-            subsets += [(kind, v, vals == v) for v in sorted({v for v in vals if pd.notna(v)})]
-        for kind, value, mask in subsets:
-            rows += _bootstrap_rows({**base, "subset_kind": kind, "subset": value}, y_true[mask], r.y_pred[mask],
-                                    r.control_true[mask], r.control_pred[mask], majority, n_boot, r.seed)
-        n = len(test_idx)
+        for s, (kind, sub, mask) in enumerate(subsets):
+            row = {**base, "subset_kind": kind, "subset": sub, "n_test": int(mask.sum())}
+            f1_row = f1[j] if kind == "all" else (metric_value("macro_f1", y_true[mask], r.y_pred[mask]), np.nan,
+                                                  np.nan)
+            for metric, (v, a, b) in (("accuracy", (value[s, j], lo[s, j], hi[s, j])), ("macro_f1", f1_row),
+                                      ("control_accuracy", (value[s, R + j], lo[s, R + j], hi[s, R + j])),
+                                      ("selectivity", (sel[0][s, j], sel[1][s, j], sel[2][s, j])),
+                                      ("majority", (value[s, -1], lo[s, -1], hi[s, -1]))):
+                rows.append({**row, "metric": metric, "value": float(v), "ci_low": float(a), "ci_high": float(b)})
         scalar = {"chance": chance if chance is not None else chance_level(n_classes), "cv_accuracy": r.cv_accuracy,
                   "control_cv_accuracy": r.control_cv_accuracy, "C": r.C, "control_C": r.control_C,
-                  "mdl_codelength_bits": r.mdl_bits, "mdl_compression": r.mdl_compression}
-        for metric, value in scalar.items():
-            if metric.startswith("mdl") and np.isnan(value):
+                  "n_distinct_fits": distinct[r.layer],
+                  "mdl_codelength_bits": r.mdl_bits, "mdl_compression": r.mdl_compression,
+                  "control_mdl_codelength_bits": r.control_mdl_bits,
+                  "control_mdl_compression": r.control_mdl_compression}
+        for metric, v in scalar.items():
+            if "mdl" in metric and np.isnan(v):
                 continue
-            rows.append({**base, "subset_kind": "all", "subset": "all", "metric": metric, "value": float(value),
+            rows.append({**base, "subset_kind": "all", "subset": "all", "metric": metric, "value": float(v),
                          "ci_low": np.nan, "ci_high": np.nan, "n_test": n})
         pred = pd.DataFrame({**base, "example_id": [items.ids[i] for i in test_idx], "y_true": y_true.astype(str),
                              "y_pred": r.y_pred.astype(str), "correct": y_true == r.y_pred,
-                             "control_true": r.control_true.astype(str), "control_pred": r.control_pred.astype(str)})
+                             "control_true": r.control_true.astype(str), "control_pred": r.control_pred.astype(str),
+                             "cluster": clusters.astype(str)})
         for kind in ("relation", "category", "k", "question_type"):
             if kind in items.subsets:
                 pred[kind] = [None if v is None else str(v) for v in np.asarray(items.subsets[kind], object)[test_idx]]
         preds.append(pred)
     return pd.DataFrame(rows, columns=RESULT_COLUMNS), pd.concat(preds, ignore_index=True)
+
+
+def _signed_bootstrap(x: np.ndarray, masks: np.ndarray, clusters: np.ndarray, n_boot: int,
+                      seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`bootstrap_unit` for scores in [−1, 1] (selectivity: task minus control correctness), on the same draws."""
+    v, lo, hi = bootstrap_unit((x + 1) / 2, masks, clusters=clusters, n_boot=n_boot, seed=seed)
+    return 2 * v - 1, 2 * lo - 1, 2 * hi - 1
 
 
 def task_examples(task: str, *, data_dir: str | Path | None = None, split: str | None = None,
@@ -186,12 +212,13 @@ def run_unit(config: UnitConfig, *, data_dir: str | Path | None = None, model_pa
             np.concatenate([p.control_pred for p in parts]), float(np.mean([p.C for p in parts])),
             float(np.mean([p.control_C for p in parts])), float(np.mean([p.cv_accuracy for p in parts])),
             float(np.mean([p.control_cv_accuracy for p in parts])), float(np.sum([p.mdl_bits for p in parts])),
-            float(np.mean([p.mdl_compression for p in parts]))))
+            float(np.mean([p.mdl_compression for p in parts])), float(np.sum([p.control_mdl_bits for p in parts])),
+            float(np.mean([p.control_mdl_compression for p in parts]))))
     train_labels = items.labels[np.concatenate([f.train for f in folds[:1]])].tolist()
     results, predictions = summarize_unit(
         items, test_idx, pooled, dataset=spec.dataset, task=spec.name, encoder=config.encoder,
         probe=config.settings.probe, split=policy, train_labels=train_labels, report_by=spec.report_by,
-        n_boot=config.settings.n_boot, chance=spec.chance)
+        n_boot=config.settings.n_boot, chance=spec.chance, boot_seed=base_seed)
     meta = {"unit": config.model_dump(mode="json"), "config_hash": config.digest(), "task": spec.model_dump(mode="json"),
             "encoder": encoder.info.model_dump(mode="json"),
             "data_hash": sha256_texts(f"{e.id}\x1f{e.text}" for e in items.examples),
@@ -279,7 +306,8 @@ def compare_encoders(predictions: pd.DataFrame, results: pd.DataFrame, *, n_perm
 
     Layers compared: ``final`` against ``final`` when both have it, and each encoder's best layer by
     inner-CV accuracy (``best-cv``; no test data used to pick it). Per item, seeds are pooled: the
-    permutation test uses the fraction of seeds that got it right, McNemar the majority over seeds.
+    permutation test uses the fraction of seeds that got it right (flipping whole clusters when the
+    predictions carry a ``cluster`` column), McNemar the majority over seeds.
     Holm corrects McNemar p-values within each family of subsets (e.g. across relation categories).
     """
     rows: list[dict[str, Any]] = []
@@ -308,6 +336,8 @@ def compare_encoders(predictions: pd.DataFrame, results: pd.DataFrame, *, n_perm
                             vals = meta.loc[common, kind].to_numpy(dtype=object)
                             subsets += [(kind, v, vals == v) for v in sorted({v for v in vals if pd.notna(v)})]
                     fam: list[dict[str, Any]] = []
+                    clusters = (meta.loc[common, "cluster"].to_numpy(dtype=object) if "cluster" in meta.columns
+                                else None)  # sign flips of whole clusters (scene, image, story) when known
                     for kind, value, mask in subsets:
                         xa, xb = sa.to_numpy()[mask], sb.to_numpy()[mask]
                         fam.append({"dataset": dataset, "task": task, "layer_a": la, "layer_b": lb, "probe": probe,
@@ -315,8 +345,9 @@ def compare_encoders(predictions: pd.DataFrame, results: pd.DataFrame, *, n_perm
                                     "subset": value, "acc_a": float(xa.mean()), "acc_b": float(xb.mean()),
                                     "diff": float(xa.mean() - xb.mean()),
                                     "mcnemar_p": mcnemar_exact(xa >= 0.5, xb >= 0.5),
-                                    "permutation_p": paired_permutation(xa, xb, n_permutations=n_permutations,
-                                                                        seed=seed), "n": int(mask.sum())})
+                                    "permutation_p": cluster_signflip(
+                                        xa - xb, None if clusters is None else clusters[mask],
+                                        n_permutations=n_permutations, seed=seed), "n": int(mask.sum())})
                     for kind in {r["subset_kind"] for r in fam}:
                         members = [r for r in fam if r["subset_kind"] == kind]
                         for r, p in zip(members, holm([r["mcnemar_p"] for r in members])):
