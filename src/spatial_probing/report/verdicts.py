@@ -13,8 +13,9 @@ Every verdict the report prints comes from :func:`verdict_family`, and nothing e
    or both cover chance, are *uninformative* and leave the family. Holm runs over the whole family.
 3. **Gain / loss** only when three things computed on the same quantity (the mean per-item
    difference a − b) agree in sign and significance: the Holm-corrected clustered paired t-test,
-   the Holm-corrected cluster sign-flip permutation test, and the clustered 95% bootstrap interval
-   (excludes 0).
+   the Holm-corrected cluster sign-flip permutation test (with at least ``10 m / α`` permutations
+   for a family of ``m``, so that its resolution never decides), and the clustered 95% bootstrap
+   interval (excludes 0).
 4. **Equivalent** (for grounding: *resistant*) only when the Holm-corrected TOST says the difference
    is within ±``margin``; otherwise **inconclusive**.
 5. **Lexical**: a task (or category) on which the best lexical floor reaches the encoder's accuracy
@@ -127,10 +128,15 @@ def _uninformative(row: dict[str, Any], rules: VerdictRules) -> str:
     return ""
 
 
-def _tests(d: np.ndarray, clusters: np.ndarray, rules: VerdictRules) -> dict[str, float]:
-    return {"p_t": cluster_t_test(d, clusters)[2],
-            "p_perm": cluster_signflip(d, clusters, n_permutations=rules.n_permutations, seed=rules.seed),
-            "p_tost": tost(d, rules.margin, clusters)}
+def _tests(d: np.ndarray, clusters: np.ndarray, rules: VerdictRules) -> dict[str, Any]:
+    """The paired t and TOST p-values; the sign-flip test runs once the family's size is known (``_quantity``)."""
+    return {"p_t": cluster_t_test(d, clusters)[2], "p_tost": tost(d, rules.margin, clusters), "_quantity": (d, clusters)}
+
+
+def permutations_for(family_size: int, rules: VerdictRules) -> int:
+    """Sign-flip permutations for a family of ``family_size``: at least ``rules.n_permutations`` and enough that
+    the smallest Monte Carlo p (``1 / (B + 1)``) survives Holm with a tenfold margin (``B ≥ 10 m / α``)."""
+    return max(rules.n_permutations, int(np.ceil(10 * family_size / rules.alpha)))
 
 
 def _pair_row(items: TaskItems, base: dict[str, Any], a: tuple[str, str], b: tuple[str, str], mask: np.ndarray,
@@ -275,6 +281,9 @@ def verdict_family(predictions: pd.DataFrame | None, results: pd.DataFrame | Non
         return pd.DataFrame(columns=VERDICT_COLUMNS)
     family = pd.DataFrame(rows)
     family["uninformative"] = [_uninformative(r, rules) for r in family.to_dict("records")]
+    n_perm = permutations_for(int((family.uninformative == "").sum()), rules)
+    family["p_perm"] = [cluster_signflip(d, cl, n_permutations=n_perm, seed=rules.seed) if not u else np.nan
+                        for (d, cl), u in zip(family.pop("_quantity"), family.uninformative)]
     family["row_id"] = [slug("v", r.task, r.probe, r.subset, r.contrast, r.encoder_a, r.encoder_b)
                         for r in family.itertuples()]
     return apply_rules(family, rules)[VERDICT_COLUMNS]
