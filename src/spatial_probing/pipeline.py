@@ -29,6 +29,7 @@ from spatial_probing.probe.engine import ProbeSettings
 from spatial_probing.probe.estimators import DEFAULT_CS
 from spatial_probing.probe.runner import UnitConfig, run_units
 from spatial_probing.probe.tasks import TASKS
+from spatial_probing.report.verdicts import VerdictRules
 from spatial_probing.rsa.runner import RSASettings, RSAUnit, run_rsa
 
 
@@ -45,6 +46,8 @@ class RunConfig(BaseModel):
     before any unit runs; ``lab`` is a grounding-lab config trained first (resumable) whose ``encoders.yaml``
     is registered too. Encoder names may be patterns over registered names (``lab-*``, ``static:lab-mlm-*``).
     ``report`` writes ``report.html`` and ``figures/`` at the end (``spatial-probing report OUT`` does it later).
+    ``verdicts`` sets the verdict rules' thresholds (α, the ±3-point equivalence margin, the ceiling; see
+    :class:`~spatial_probing.report.verdicts.VerdictRules`); the report reads them from the manifest.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -74,6 +77,7 @@ class RunConfig(BaseModel):
     encoder_registries: list[Path] = Field(default_factory=list)
     lab: Path | None = None
     report: bool = True
+    verdicts: VerdictRules = Field(default_factory=VerdictRules)
 
     @field_validator("tasks")
     @classmethod

@@ -154,13 +154,19 @@ def _rsa_table(analysis: RunAnalysis) -> Table | None:
     rsa = analysis.rsa_table()
     if rsa.empty:
         return None
+    holm_p = rsa.p_holm if "p_holm" in rsa.columns else pd.Series(np.nan, index=rsa.index)
+    partial = rsa.partial_value if "partial_value" in rsa.columns else pd.Series(np.nan, index=rsa.index)
     rows = [[r.dataset, r.reference, r.encoder, r.layer, f"{r.rdm_method} / {r.comparison}",
-             _ci(r.value, r.ci_low, r.ci_high), _p(r.p_value), str(r.n_items), str(r.n_permutations)]
-            for r in rsa.itertuples()]
+             _ci(r.value, r.ci_low, r.ci_high), _p(r.p_value), _p(h), _num(pv), str(r.n_items), str(r.n_permutations)]
+            for r, h, pv in zip(rsa.itertuples(), holm_p, partial)]
     return _table([("dataset", False), ("reference", False), ("encoder", False), ("layer", False),
-                   ("RDM / comparison", False), ("value [95% CI]", True), ("permutation p", True), ("n items", True),
-                   ("permutations", True)], rows, [bool(p < ALPHA) for p in rsa.p_value],
-                  "Each encoder's last layer; highlighted: p < 0.05.")
+                   ("RDM / comparison", False), ("value [95% CI]", True), ("permutation p", True),
+                   ("Holm p (layers × references)", True), ("partial ρ | bag of words", True), ("n items", True),
+                   ("permutations", True)], rows,
+                  [bool(h < ALPHA and n >= 1000) for h, n in zip(holm_p.fillna(1.0), rsa.n_permutations)],
+                  "Each encoder's last layer; highlighted: Holm p < 0.05 from ≥ 1,000 permutations. Intervals "
+                  "resample clusters (scenes, images, stories). Partial ρ: the fit controlling for the texts' "
+                  "bag-of-words RDM.")
 
 
 def _setup(tables: RunTables, analysis: RunAnalysis) -> dict[str, Any]:

@@ -450,22 +450,45 @@ class RunAnalysis:
         return out.sort_values(["dataset", "reference", "rdm_method", "comparison", "encoder"]).reset_index(drop=True)
 
     def rsa_findings(self) -> list[Finding]:
-        """Per dataset × reference (first method/comparison): the best-matching encoder and whether it is significant."""
+        """Per dataset × reference (first method/comparison): which fits are significant after Holm over layers ×
+        references (only from ≥ 1,000 permutations), and which encoder fits best *only* when the paired bootstrap
+        (``rsa_pairs``, Holm over pairs) says it beats every other encoder."""
         table = self.rsa_table()
         out = []
         if table.empty:
             return out
+        alpha = self.rules.alpha
+        pairs = self.tables.rsa_pairs
         for (dataset, reference), grp in table.groupby(["dataset", "reference"], sort=True):
             method, comp = grp.rdm_method.iloc[0], grp.comparison.iloc[0]
             grp = grp[(grp.rdm_method == method) & (grp.comparison == comp)]
-            best = grp.loc[grp.value.idxmax()]
-            sig = grp[grp.p_value < ALPHA].encoder.tolist()
-            ci = f" [{best.ci_low:.3f}, {best.ci_high:.3f}]" if np.isfinite(best.ci_low) else ""
-            head = (f"{dataset}, {reference} reference ({method} RDMs, {comp}): the closest match is {best.encoder} "
-                    f"(layer {best.layer}, {best.value:.3f}{ci}, {format_p(best.p_value)}).")
-            tail = (f" Significant (p < {ALPHA}) for {', '.join(sig)}." if sig else
-                    " No encoder's RDM matches this reference significantly.")
-            out.append(Finding(head + tail, "rsa", dataset, reference))
+            p = grp.p_holm if "p_holm" in grp.columns and grp.p_holm.notna().any() else None
+            head = f"{dataset}, {reference} reference ({method} RDMs, {comp}, each encoder's last layer): "
+            if p is None:
+                fits = "p-values are not corrected over layers × references in this run, so no fit is called significant."
+            elif (grp.n_permutations < 1000).any():
+                fits = (f"p-values from fewer than 1,000 permutations ({int(grp.n_permutations.min())}) are too coarse "
+                        "to call any fit significant.")
+            else:
+                sig = grp[p < alpha]
+                fits = (f"significant after Holm over layers × references for "
+                        + ", ".join(f"{r.encoder} ({r.value:.3f}, Holm {format_p(r.p_holm)})" for r in sig.itertuples())
+                        + "." if not sig.empty else "no encoder's fit is significant after Holm over layers × references.")
+            best = ""
+            if pairs is not None and not pairs.empty:
+                pr = pairs[(pairs.dataset == dataset) & (pairs.reference == reference) & (pairs.rdm_method == method)
+                           & (pairs.comparison == comp)]
+                for enc in grp.encoder:
+                    others = [e for e in grp.encoder if e != enc]
+                    wins = [((pr.encoder_a == enc) & (pr.encoder_b == o) & (pr["diff"] > 0) & (pr.ci_low > 0)
+                             & (pr.p_holm < alpha)).any() or ((pr.encoder_a == o) & (pr.encoder_b == enc)
+                                                               & (pr["diff"] < 0) & (pr.ci_high < 0)
+                                                               & (pr.p_holm < alpha)).any() for o in others]
+                    if others and all(wins):
+                        best = f" {enc} fits it better than every other encoder (paired bootstrap, Holm over pairs)."
+                if not best and len(grp) > 1:
+                    best = " No encoder fits it significantly better than all the others (paired bootstrap, Holm)."
+            out.append(Finding(head + fits + best, "rsa", dataset, reference))
         return out
 
     # ------------------------------------------------------------------------------------ lab
