@@ -49,7 +49,8 @@ def layer_sort_key(layer: str) -> tuple[int, float, str]:
 
 
 def is_control(encoder: str) -> bool:
-    """Control encoders (the lexical floor: ``bow:``, ``order:``, ``random-init:…``, ``static:…``): baselines."""
+    """Control encoders (the lexical floor: ``bow:``, ``order:``, ``random-init:…``, ``static:…``): baselines, not
+    competitors."""
     return is_lexical_floor(encoder)
 
 
