@@ -7,7 +7,7 @@ import pytest
 from scipy import stats as sps
 
 from spatial_probing.probe.mdl import cluster_order
-from spatial_probing.probe.stats import (bootstrap_mean, bootstrap_metric, bootstrap_unit, cluster_signflip,
+from spatial_probing.probe.stats import (bootstrap_macro_f1, bootstrap_mean, bootstrap_metric, bootstrap_unit, cluster_signflip,
                                         cluster_t_test, hierarchical_bootstrap_mean, paired_permutation, tost)
 
 
@@ -94,3 +94,14 @@ def test_mdl_order_keeps_clusters_together() -> None:
     assert all(len(set(seq[i:i + k])) == 1 for i, k in ((0, (seq == seq[0]).sum()),))
     changes = np.count_nonzero(seq[1:] != seq[:-1])
     assert changes == 2  # three clusters, each sent in one run
+
+
+def test_vectorised_macro_f1_equals_the_per_vector_bootstrap() -> None:
+    rng = np.random.default_rng(8)
+    y = rng.integers(0, 5, 200).astype(str)
+    preds = [np.where(rng.random(200) < 0.6, y, rng.integers(0, 6, 200).astype(str)) for _ in range(3)]
+    clusters = rng.integers(0, 70, 200)
+    value, lo, hi = bootstrap_macro_f1(y, preds, clusters=clusters, n_boot=300, seed=4)
+    for j, p in enumerate(preds):
+        ref = bootstrap_metric("macro_f1", y, p, n_boot=300, seed=4, clusters=clusters)
+        assert (value[j], lo[j], hi[j]) == pytest.approx(ref, abs=1e-5)

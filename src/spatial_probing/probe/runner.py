@@ -32,8 +32,8 @@ from spatial_probing.probe.controls import (
 from spatial_probing.probe.engine import LayerSeedResult, ProbeSettings, probe_arrays
 from spatial_probing.probe.floor import format_floor_table
 from spatial_probing.probe.splits import outer_folds, overlap_report
-from spatial_probing.probe.stats import (bootstrap_metric, bootstrap_unit, cluster_signflip, holm, mcnemar_exact,
-                                        metric_value)
+from spatial_probing.probe.stats import (bootstrap_macro_f1, bootstrap_metric, bootstrap_unit, cluster_signflip, holm,
+                                        mcnemar_exact)
 from spatial_probing.probe.tasks import ProbeItems, get_task
 
 RESULT_COLUMNS = ["dataset", "task", "encoder", "layer", "probe", "seed", "split", "subset_kind", "subset", "metric",
@@ -121,7 +121,8 @@ def summarize_unit(items: ProbeItems, test_idx: np.ndarray, results: list[LayerS
     Intervals resample the test items' clusters (``ProbeItems.groups``: scene, image, story, pair), with
     one matrix of cluster draws shared by every layer, seed, subset and metric (:func:`bootstrap_unit`).
     Accuracy, control accuracy, selectivity (their difference, on the same resamples) and the majority
-    baseline get intervals on every subset; macro-F1 gets one on ``all`` (its value elsewhere).
+    baseline get intervals on every subset; macro-F1 gets one on ``all`` (its value elsewhere, where a
+    subset of one relation has one true class and macro-F1 is no summary worth an interval).
     ``n_distinct_fits`` counts the seeds whose predictions differ, per layer.
     ``control_seen`` (per test item: its control type occurs in training; default all) restricts the control's
     scoring; ``memorised`` (per test item: the caption-memorisation baseline's label) adds its accuracy row.
@@ -151,8 +152,10 @@ def summarize_unit(items: ProbeItems, test_idx: np.ndarray, results: list[LayerS
     cs = bootstrap_unit(np.stack(ctrl_ok, axis=1), seen_masks, clusters=clusters, n_boot=n_boot, seed=boot_seed)
     sel = _signed_bootstrap(np.stack([t.astype(np.float64) - c for t, c in zip(task_ok, ctrl_ok)], axis=1),
                             seen_masks, clusters, n_boot, boot_seed)
-    f1 = [bootstrap_metric("macro_f1", y_true, r.y_pred, n_boot=n_boot, seed=boot_seed, clusters=clusters)
-          for r in results]
+    f1 = list(zip(*bootstrap_macro_f1(y_true, [r.y_pred for r in results], clusters=clusters, n_boot=n_boot,
+                                      seed=boot_seed)))
+    f1_sub = [bootstrap_macro_f1(y_true[m], [r.y_pred[m] for r in results], n_boot=0)[0] if m.any() else
+              np.full(R, np.nan) for m in masks]  # per-subset values, every layer and seed in one count
     distinct = _distinct_fits(results)
     nan3 = (np.nan,) * 3
     rows, preds = [], []
@@ -164,8 +167,7 @@ def summarize_unit(items: ProbeItems, test_idx: np.ndarray, results: list[LayerS
             k = int(seen_masks[s].sum())
             overlap = k / mask.sum() if mask.sum() else np.nan
             interpretable = overlap >= MIN_CONTROL_OVERLAP
-            f1_row = f1[j] if kind == "all" else (metric_value("macro_f1", y_true[mask], r.y_pred[mask]), np.nan,
-                                                  np.nan)
+            f1_row = f1[j] if kind == "all" else (f1_sub[s][j], np.nan, np.nan)
             for metric, (v, a, b), n_test in (
                     ("accuracy", (value[s, j], lo[s, j], hi[s, j]), None),
                     ("below_chance", (float(hi[s, j] < chance), np.nan, np.nan), None),  # 1: interval below chance

@@ -164,6 +164,48 @@ def bootstrap_unit(correct: np.ndarray, masks: np.ndarray, *, clusters: Sequence
     return value, lo, hi
 
 
+def bootstrap_macro_f1(y_true: Sequence, y_preds: Sequence[Sequence], *, clusters: Sequence | None = None,
+                       n_boot: int = 1000, seed: int = 0, confidence: float = 0.95
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Macro-F1 (sklearn's definition) of several prediction vectors with clustered percentile intervals.
+
+    Per-cluster counts of true positives, true and predicted labels per class, one product with the
+    shared ``(n_boot, n_clusters)`` draws for all prediction vectors: the same numbers as
+    :func:`bootstrap_metric` with ``metric="macro_f1"`` for each vector (same seed), at a fraction
+    of the cost. Returns ``(value, low, high)``, each of length ``len(y_preds)``.
+    """
+    yt = np.asarray(y_true).astype(str)
+    yp = np.asarray([np.asarray(p).astype(str) for p in y_preds])
+    R, n = yp.shape
+    classes, inv = np.unique(np.concatenate([yt, yp.ravel()]), return_inverse=True)
+    C = classes.size
+    t, p = inv[:n], inv[n:].reshape(R, n)
+    codes = cluster_codes(clusters, n)
+    G = int(codes.max()) + 1
+    hit = (p == t[None, :])
+    cols = [np.bincount(codes * C + t, minlength=G * C).reshape(G, C)]  # true counts: shared
+    cols += [np.bincount(codes * C + p[r], minlength=G * C).reshape(G, C) for r in range(R)]
+    cols += [np.bincount(codes * C + t, weights=hit[r], minlength=G * C).reshape(G, C) for r in range(R)]
+    counts = np.concatenate(cols, axis=1).astype(np.float32)  # (G, C·(1 + 2R))
+    ones = np.ones((1, G), np.float32)
+    K = cluster_draws(G, n_boot=n_boot, seed=seed, dtype=np.float32)
+
+    def f1(w: np.ndarray) -> np.ndarray:
+        c = (w @ counts).reshape(w.shape[0], 1 + 2 * R, C)
+        n_true, n_pred, tp = c[:, :1], c[:, 1:R + 1], c[:, R + 1:]
+        denom = n_true + n_pred
+        present = denom > 0  # sklearn averages over labels present in y_true ∪ y_pred
+        with np.errstate(invalid="ignore", divide="ignore"):
+            score = np.where(present, 2 * tp / np.where(present, denom, 1), 0.0)
+        return score.sum(-1) / np.maximum(present.sum(-1), 1)  # (B, R)
+
+    value = f1(ones)[0].astype(np.float64)
+    if n < 2 or n_boot == 0:
+        return value, np.full(R, np.nan), np.full(R, np.nan)
+    lo, hi = nan_percentiles(f1(K), confidence)
+    return value, lo, hi
+
+
 def nan_percentiles(boot: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
     """Percentile bounds along axis 0 ignoring NaN (resamples that drew no item of a subset); one sort,
     linear interpolation as :func:`numpy.quantile` — ``numpy.nanquantile`` is ~50× slower on wide arrays."""
