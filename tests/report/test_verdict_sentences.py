@@ -109,9 +109,8 @@ def check_report(run_dir: Path, html: str) -> int:
             assert t.slope_high < 0 or t.slope_low > 0 or "per extra hop" in text
         elif kind == "control":
             c = controls.loc[row]
-            assert c.status in text and f"{c.value:.3f}" in text
-            if c.status == "below chance":
-                assert c.high < c.chance
+            assert c.status in text and f"{c.value:.3f}" in text and c.status != "at chance"
+            assert (c.high < c.chance) if c.status == "below chance" else (c.low > c.chance)
         else:
             r = rows.loc[row]
             assert kind == ("lexical" if r.contrast == "lexical" and r.lexical else r.verdict), text

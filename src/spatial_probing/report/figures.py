@@ -238,7 +238,8 @@ def fig_selectivity_mdl(analysis: RunAnalysis) -> Plot:
     if table.empty or r is None:
         plot.missing = "results.parquet has no overall accuracy rows to compute selectivity from"
         return plot
-    mdl = r[(r.subset_kind == "all") & r.metric.isin(["mdl_compression", "mdl_codelength_bits"])]
+    mdl = r[(r.subset_kind == "all") & r.metric.isin(["mdl_compression", "mdl_codelength_bits",
+                                                       "control_mdl_codelength_bits"])]
     tasks = sorted(set(table.task))
     colours = _colours(sorted(set(table.encoder)))
     with plt.rc_context(STYLE):
@@ -257,15 +258,17 @@ def fig_selectivity_mdl(analysis: RunAnalysis) -> Plot:
             m = m.merge(t[["encoder", "layer"]], on=["encoder", "layer"])
             comp = m[m.metric == "mdl_compression"].groupby("encoder").value.mean()
             bits = m[m.metric == "mdl_codelength_bits"].groupby("encoder").value.mean()
+            cbits = m[m.metric == "control_mdl_codelength_bits"].groupby("encoder").value.mean().reindex(t.encoder)
             if comp.empty:
                 ax_m.text(0.5, 0.5, "no MDL rows in this run", ha="center", va="center", transform=ax_m.transAxes)
                 ax_m.set_axis_off()
                 continue
             comp = comp.reindex(t.encoder)
             ax_m.barh(y, comp, color=[colours[e][0] for e in t.encoder])
-            for yi, (c, b) in enumerate(zip(comp, bits.reindex(t.encoder))):
+            for yi, (c, b, cb) in enumerate(zip(comp, bits.reindex(t.encoder), cbits)):
                 if np.isfinite(c):
-                    ax_m.text(c, yi, f"  {c:.2f}× ({b:,.0f} bits)" if np.isfinite(b) else f"  {c:.2f}×",
+                    ctrl = f"; control task {cb:,.0f}" if np.isfinite(cb) else ""
+                    ax_m.text(c, yi, f"  {c:.2f}× ({b:,.0f} bits{ctrl})" if np.isfinite(b) else f"  {c:.2f}×",
                               va="center", fontsize=8)
             ax_m.set_yticks(y, [])
             ax_m.axvline(1, color="0.3", lw=0.8, ls="--")
@@ -276,7 +279,8 @@ def fig_selectivity_mdl(analysis: RunAnalysis) -> Plot:
     plot.caption = (f"Left: selectivity at {_layer_words(analysis)}; error bars: 95% bootstrap over test items of "
                     "the per-item difference (correct − control correct), each averaged over seeds (seed means of "
                     "the per-seed bounds when predictions are absent). Right: MDL compression (seed mean; "
-                    "dashed line = no compression) with the online codelength in bits.")
+                    "dashed line = no compression) with the online codelength in bits and, beside it, the control task's "
+                    "codelength (blocks sent cluster by cluster: scenes, images, stories).")
     return plot
 
 

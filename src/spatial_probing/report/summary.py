@@ -367,15 +367,15 @@ class RunAnalysis:
                 out.append([slug("ctl", r.task, r.encoder, r.probe), r.task, r.encoder, f"probe accuracy ({r.probe})",
                             r.accuracy, r.ci_low, r.ci_high, r.chance, "below chance"])
         res = self.tables.results
-        if res is not None:
+        if res is not None:  # encoder-free: one row per task
             mem = res[(res.metric == "memorisation_baseline") & (res.subset_kind == "all")]
-            for (task, enc), g in mem.groupby(["task", "encoder"], sort=True):
+            for task, g in mem.groupby("task", sort=True):
                 chance = self.baseline(task, "chance")
                 v, lo, hi = float(g.value.mean()), float(g.ci_low.mean()), float(g.ci_high.mean())
                 status = ("below chance" if np.isfinite(hi) and hi < chance else
                           "above chance" if np.isfinite(lo) and lo > chance else "at chance")
-                out.append([slug("ctl", task, enc, "memorisation"), task, enc, "caption-memorisation baseline", v, lo,
-                            hi, chance, status])
+                out.append([slug("ctl", task, "memorisation"), task, "(no encoder)", "caption-memorisation baseline",
+                            v, lo, hi, chance, status])
         return pd.DataFrame(out, columns=cols)
 
     def headline(self) -> list[Finding]:
@@ -402,12 +402,19 @@ class RunAnalysis:
                                f"{points(r['slope'])} per extra hop (95% CI {points(r['slope_low'])} to "
                                f"{points(r['slope_high'])}; k = {r['k_min']}–{r['k_max']}, "
                                f"{r['n_clusters']} stories).", "trend", r["task"], row=r["row_id"]))
-        for r in self.control_checks().to_dict("records"):
-            if r["status"] == "below chance" or r["what"].startswith("caption-memorisation"):
-                out.append(Finding(f"{r['task']}: {r['what']} of {r['encoder']} is {r['status']} "
-                                   f"({r['value']:.3f} [{r['low']:.3f}, {r['high']:.3f}], chance {r['chance']:.3f})"
-                                   + (" — a control that misbehaves." if r["status"] == "below chance" else "."),
-                                   "control", r["task"], row=r["row_id"]))
+        checks = self.control_checks()
+        memo = {r["task"]: r for r in checks.to_dict("records") if r["what"] == "caption-memorisation baseline"}
+        for r in checks.to_dict("records"):
+            if r["status"] == "at chance":
+                continue
+            who = "" if r["encoder"] == "(no encoder)" else f" of {r['encoder']}"
+            text = (f"{r['task']}: {r['what']}{who} is {r['status']} ({r['value']:.3f} [{r['low']:.3f}, "
+                    f"{r['high']:.3f}], chance {r['chance']:.3f})")
+            m = memo.get(r["task"])
+            if r["status"] == "below chance" and r["what"] != "caption-memorisation baseline":
+                text += (": caption memorisation (its baseline is below chance too)" if m and
+                         m["status"] == "below chance" else " — a control that misbehaves")
+            out.append(Finding(text + ".", "control", r["task"], row=r["row_id"]))
         n_inc = int((informative.verdict == "inconclusive").sum())
         if n_inc:
             out.append(Finding(f"{n_inc} of {len(informative)} contrasts in the family are inconclusive: neither a "
