@@ -71,7 +71,8 @@ def main() -> None:
                                                    .ngroups), "n_boot": args.n_boot,
            "n_clusters": len(set(items.groups)), "seconds": times, "best_s": min(times), "cpu_seconds": cpu,
            "best_cpu_s": min(cpu),
-           "load_average": os.getloadavg(), "cpus": os.cpu_count(), "machine": platform.processor() or platform.machine(),
+           "load_average": os.getloadavg(), "cpus": os.cpu_count(),
+           "machine": platform.processor() or platform.machine(),
            "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     atomic_write_json(Path(args.out), out)
     print(f"summarize_unit ({out['subsets']} subsets × 42 layer-seeds × {args.n_boot} resamples, clustered): "

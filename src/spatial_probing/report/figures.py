@@ -279,8 +279,8 @@ def fig_selectivity_mdl(analysis: RunAnalysis) -> Plot:
     plot.caption = (f"Left: selectivity at {_layer_words(analysis)}; error bars: 95% bootstrap over test items of "
                     "the per-item difference (correct − control correct), each averaged over seeds (seed means of "
                     "the per-seed bounds when predictions are absent). Right: MDL compression (seed mean; "
-                    "dashed line = no compression) with the online codelength in bits and, beside it, the control task's "
-                    "codelength (blocks sent cluster by cluster: scenes, images, stories).")
+                    "dashed line = no compression) with the online codelength in bits and, beside it, the control "
+                    "task's codelength (blocks sent cluster by cluster: scenes, images, stories).")
     return plot
 
 
