@@ -32,6 +32,7 @@ from spatial_probing.probe.erasure import ErasureSettings
 from spatial_probing.probe.estimators import DEFAULT_CS
 from spatial_probing.probe.runner import UnitConfig, run_units
 from spatial_probing.probe.tasks import TASKS
+from spatial_probing.report.verdicts import VerdictRules
 from spatial_probing.rsa.meaning import MeaningSettings, MeaningUnit, run_meaning
 from spatial_probing.rsa.pairs import PairsSettings, pairs_units, run_pairs
 from spatial_probing.rsa.runner import RSASettings, RSAUnit, run_rsa
@@ -56,6 +57,8 @@ class RunConfig(BaseModel):
     ``meaning`` configures the meaning-over-words step (:class:`~spatial_probing.rsa.meaning.MeaningSettings`;
     on by default for synthetic and VSR tasks, ``meaning: null`` turns it off).
     ``report`` writes ``report.html`` and ``figures/`` at the end (``spatial-probing report OUT`` does it later).
+    ``verdicts`` sets the verdict rules' thresholds (α, the ±3-point equivalence margin, the ceiling; see
+    :class:`~spatial_probing.report.verdicts.VerdictRules`); the report reads them from the manifest.
     ``lexical_floor`` encoders (default ``bow:`` and ``order:``) are added to every task's encoders (also those
     named in ``task_encoders``), so every number has what the words alone give beside it; ``[]`` opts out.
     ``pairs`` runs the caption-choice step (SugarCrepe, ARO, What'sUp: ``pairs.parquet``/``.csv``;
@@ -93,6 +96,7 @@ class RunConfig(BaseModel):
     encoder_registries: list[Path] = Field(default_factory=list)
     lab: Path | None = None
     report: bool = True
+    verdicts: VerdictRules = Field(default_factory=VerdictRules)
     lexical_floor: list[str] = Field(default_factory=lambda: ["bow:", "order:"])
     pairs: PairsSettings | None = None
     protocol: Literal["standard", "founding-study"] = "standard"

@@ -51,9 +51,9 @@ def test_rsa_step_writes_contract_tables_and_rdms(tmp_path: Path, sbert: Path) -
     table = pd.read_parquet(paths["rsa"])
     assert list(table.columns) == RSA_COLUMNS
     assert pd.read_csv(paths["rsa_csv"]).shape == table.shape
-    assert set(table.reference) == {"relation", "category", "direction", "converse"}
+    assert set(table.reference) == {"relation", "category", "direction", "converse", "geometry"}
     assert set(table.layer) == {"0", "1", "2", "final"} and set(table.comparison) == {"rho_a", "spearman"}
-    assert len(table) == 4 * 4 * 2 and (table.dataset == "synthetic").all() and (table.rdm_method == "cosine").all()
+    assert len(table) == 5 * 4 * 2 and (table.dataset == "synthetic").all() and (table.rdm_method == "cosine").all()
     assert ((table.p_value > 0) & (table.p_value <= 1)).all() and (table.n_permutations == 99).all()
     assert (table.ci_low <= table.ci_high).all()
     n = table.groupby("reference").n_items.first()

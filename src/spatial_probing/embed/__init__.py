@@ -11,6 +11,7 @@ from spatial_probing.embed.config import (
     BUILTIN_ENCODERS,
     EncoderConfig,
     get_encoder_config,
+    is_grounded,
     is_lexical_floor,
     list_encoders,
     load_registry_file,
@@ -30,6 +31,6 @@ from spatial_probing.embed.resolve import ModelNotFoundError, hash_model_dir, re
 __all__ = [
     "BUILTIN_ENCODERS", "CacheCorruptionWarning", "EmbeddingCache", "Encoder", "EncoderConfig", "EncoderInfo",
     "LexicalEncoder", "ModelNotFoundError", "configure_threads", "fit_lexical", "embed_examples", "get_encoder_config", "hash_model_dir",
-    "inputs_hash", "is_lexical_floor", "list_encoders", "load_encoder", "load_registry_file", "noun_slots", "register_encoder", "resolve_device",
+    "inputs_hash", "is_grounded", "is_lexical_floor", "list_encoders", "load_encoder", "load_registry_file", "noun_slots", "register_encoder", "resolve_device",
     "resolve_model", "select_layers",
 ]

@@ -258,7 +258,7 @@ def registry_entries(config: LabConfig, corpus_summary: dict | None = None) -> l
             held.append(f"held-out relations {', '.join(corpus_summary['heldout_relations'])}")
     suffix = f" ({'; '.join(held)})" if held else ""
     return [{"name": encoder_name(config.name_prefix, o, s), "kind": "hf", "model_id": run_dir_name(o, s),
-             "modality": "text", "pooling": "mean",
+             "modality": "text", "pooling": "mean", "grounded": o == "vision",
              "description": f"grounding lab, {OBJECTIVE_DESCRIPTIONS[o]}, seed {s}{suffix}"}
             for o in config.objectives for s in config.seeds]
 

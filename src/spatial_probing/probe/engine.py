@@ -87,6 +87,8 @@ class LayerSeedResult:
     control_cv_accuracy: float
     mdl_bits: float = float("nan")
     mdl_compression: float = float("nan")
+    control_mdl_bits: float = float("nan")
+    control_mdl_compression: float = float("nan")
 
 
 def _check_lengths(X_train: Mapping[str, np.ndarray], X_test: Mapping[str, np.ndarray], y_train: np.ndarray,
@@ -223,16 +225,17 @@ def probe_arrays(X_train: Mapping[str, np.ndarray], y_train: Sequence[str], X_te
     for s in seeds[: settings.mdl_seeds]:
         q = [labelsets.index((s, "task")), labelsets.index((s, "control"))]
         bits, comp = online_codelength(Xtr, Yint[q], n_classes=K, C=best_C[:, q], seed=s, device=settings.device,
-                                       max_iter=settings.max_iter)
-        mdl[s] = (bits[:, 0], comp[:, 0])
+                                       max_iter=settings.max_iter, groups=groups_train)
+        mdl[s] = (bits[:, 0], comp[:, 0], bits[:, 1], comp[:, 1])  # the task's and its control task's code
     out = []
     for li, layer in enumerate(layers):
         for s in seeds:
             t, c = labelsets.index((s, "task")), labelsets.index((s, "control"))
-            bits, comp = mdl.get(s, (np.full(L, np.nan), np.full(L, np.nan)))
+            bits, comp, cbits, ccomp = mdl.get(s, (np.full(L, np.nan),) * 4)
             out.append(LayerSeedResult(layer, s, classes[pred[li, t]], ctrl_te[s], classes[pred[li, c]],
                                        float(best_C[li, t]), float(best_C[li, c]), float(cv_acc[li, t]),
-                                       float(cv_acc[li, c]), float(bits[li]), float(comp[li])))
+                                       float(cv_acc[li, c]), float(bits[li]), float(comp[li]),
+                                       float(cbits[li]), float(ccomp[li])))
     return out
 
 
