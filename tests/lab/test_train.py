@@ -25,13 +25,14 @@ def setup(tiny: dict):
     return config, tokenizer, corpus
 
 
-def _train(setup, objective: str, seed: int, **train):
+def _train(setup, objective: str, seed: int, hard_negatives: float = 0.0, **train):
     config, tokenizer, corpus = setup
     if train:
         config = config.model_copy(update={"train": config.train.model_copy(update=train)})
     with deterministic(config.train.num_threads):
-        return train_encoder(config, objective, seed, corpus, tokenizer, device=torch.device("cpu"),
-                             show_progress=False)
+        encoder, log, _ = train_encoder(config, objective, seed, corpus, tokenizer, device=torch.device("cpu"),
+                                        hard_negatives=hard_negatives, show_progress=False)
+    return encoder, log
 
 
 @pytest.mark.parametrize("objective", ["mlm", "textcl", "vision"])
