@@ -13,9 +13,10 @@ from spatial_probing.lab.train import TrainedEncoder
 #: A lab small enough to train all three objectives in seconds (not to learn anything).
 TINY = {
     "seeds": [0],
+    "hard_negatives": [0],
     "model": {"hidden_size": 16, "num_layers": 1, "num_heads": 2, "intermediate_size": 32, "proj_dim": 8,
               "image_size": 16, "image_channels": [4, 4, 4]},
-    "data": {"n_scenes": 96, "probe_n_scenes": 96},
+    "data": {"n_scenes": 96, "probe_n_scenes": 96, "heldout": "none", "eval_n_scenes": 32},
     "train": {"steps": 3, "batch_size": 8, "num_threads": 1},
 }
 

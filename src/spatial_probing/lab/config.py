@@ -61,14 +61,14 @@ class DataSpec(_Strict):
     whose relation or its converse is listed: the encoder never trains on those relations.
     """
 
-    n_scenes: int = Field(2400, ge=8)
+    n_scenes: int = Field(4800, ge=8)
     seed: int = 1
     probe_seed: int = 0
-    probe_n_scenes: int = Field(480, ge=1)
-    heldout: Literal["none", "compositional"] = "none"
+    probe_n_scenes: int = Field(3600, ge=1)
+    heldout: Literal["none", "compositional"] = "compositional"
     heldout_relations: tuple[str, ...] = ()
     eval_seed: int = 2
-    eval_n_scenes: int = Field(256, ge=8)
+    eval_n_scenes: int = Field(384, ge=8)
 
     @field_validator("heldout_relations")
     @classmethod
@@ -96,7 +96,7 @@ class TrainSpec(_Strict):
     ``num_threads`` is fixed so CPU results are bit-identical for a seed.
     """
 
-    steps: int = Field(150, ge=1)
+    steps: int = Field(400, ge=1)
     batch_size: int = Field(64, ge=2)
     lr: float = Field(3e-3, gt=0)
     weight_decay: float = Field(0.01, ge=0)
@@ -122,8 +122,9 @@ class LabConfig(_Strict):
     out: Path = Path("runs/lab")
     name_prefix: str = Field("lab", pattern=r"^[A-Za-z0-9_.]+$")
     objectives: tuple[Objective, ...] = Field(OBJECTIVES, min_length=1)
-    seeds: tuple[int, ...] = Field((0, 1, 2), min_length=1)
-    hard_negatives: tuple[float, ...] = Field((0.0,), min_length=1)
+    seeds: tuple[int, ...] = Field((0, 1, 2, 3, 4), min_length=1)
+    hard_negatives: tuple[float, ...] = Field((0.0, 1.0), min_length=1)
+    label: str = Field("default lab", description="how reports name this lab (e.g. 'demo lab'); not hashed")
     model: ModelSpec = ModelSpec()
     data: DataSpec = DataSpec()
     train: TrainSpec = TrainSpec()
@@ -153,7 +154,7 @@ class LabConfig(_Strict):
 
     def hash(self) -> str:
         """SHA-256 of everything that changes what is trained (not ``out`` or the device)."""
-        payload = self.model_dump(mode="json", exclude={"out"})
+        payload = self.model_dump(mode="json", exclude={"out", "label"})
         payload["train"].pop("device")
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
