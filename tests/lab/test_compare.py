@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from spatial_probing.lab import objective_comparisons, objective_summary, parse_lab_encoder
 
@@ -136,8 +137,10 @@ def test_hierarchical_interval_counts_seeds_and_clusters() -> None:
     null = hierarchical_diff(same, same, clusters, n_boot=500)
     assert (null["diff"], null["ci_low"], null["ci_high"], null["p_boot"]) == (0.0, 0.0, 0.0, 1.0)
     shift = hierarchical_diff(same + 0.2, same, clusters, n_boot=500)
-    assert shift["diff"] == pytest.approx(0.2) and shift["ci_low"] == pytest.approx(0.2)
-    assert shift["p_boot"] == pytest.approx(2 / 501)
+    assert shift["diff"] == pytest.approx(0.2) and shift["ci_low"] == pytest.approx(0.2) and shift["p_boot"] == 0
+    noisy_shift = hierarchical_diff(same + rng.normal(0.1, 0.3, same.shape), same, clusters, n_boot=2000)
+    z = noisy_shift["diff"] / noisy_shift["se"]
+    assert 0 < noisy_shift["p_boot"] == pytest.approx(2 * stats.norm.sf(abs(z)))
     # seeds disagree, items within a seed do not: only the seed level can give the interval its width
     by_seed = np.array([[0.0] * 40, [0.1] * 40, [0.2] * 40])
     seeds_only = hierarchical_diff(by_seed, np.zeros_like(by_seed), clusters, n_boot=2000)
@@ -149,29 +152,12 @@ def test_hierarchical_interval_counts_seeds_and_clusters() -> None:
     assert grouped["ci_high"] - grouped["ci_low"] > 1.5 * (single["ci_high"] - single["ci_low"])
 
 
-def _answer_predictions(n_scenes: int = 200) -> pd.DataFrame:
-    """vision-hn1 right on every horizontal item; every other arm right on the same fixed half of the items."""
-    rows = []
-    arms = ["mlm", "textcl", "textcl-hn1", "vision", "vision-hn1"]
-    for arm in arms:
-        for lab_seed in range(3):
-            for i in range(n_scenes):
-                kind = "horizontal" if i % 2 else "proximity"
-                base_correct = (i // 2) % 2 == 0
-                for variant in ("original", "converse"):
-                    correct = True if (arm == "vision-hn1" and kind == "horizontal") else base_correct
-                    rows.append(dict(dataset="synthetic", task="synthetic-relation", encoder=f"lab-{arm}-s{lab_seed}",
-                                     layer="final", probe="linear", seed=0, correct=correct, category=kind,
-                                     example_id=f"synthetic/0/scene{i:05d}/{variant}"))
-    return pd.DataFrame(rows)
-
-
-def test_lab_answer_per_relation_kind_with_verdicts_and_convergence_flags() -> None:
+def test_lab_answer_per_relation_kind_with_verdicts_and_convergence_flags(answer_predictions) -> None:
     from spatial_probing.lab.compare import ANSWER_COLUMNS, lab_answer
 
     training = pd.DataFrame({"arm": ["vision-hn1"] * 3 + ["mlm"] * 3, "status": ["ok", "not converged", "ok"] +
                              ["ok"] * 3})
-    answer = lab_answer(_answer_predictions(), training=training, n_boot=1000)
+    answer = lab_answer(answer_predictions(), training=training, n_boot=1000)
     assert list(answer.columns) == ANSWER_COLUMNS
     assert set(answer.relation_kind) == {"horizontal", "proximity", "all"}
     row = answer.set_index(["relation_kind", "arm_a", "arm_b"])
@@ -182,14 +168,14 @@ def test_lab_answer_per_relation_kind_with_verdicts_and_convergence_flags() -> N
     tie = row.loc[("proximity", "vision-hn1", "textcl-hn1")]
     assert tie["diff"] == 0 and tie.half_width == 0 and tie.verdict == "no difference (within ±3 points)"
     assert row.loc[("horizontal", "textcl", "mlm")].convergence == "ok"
-    small = lab_answer(_answer_predictions(n_scenes=12), n_boot=500)
+    small = lab_answer(answer_predictions(n_scenes=12), n_boot=500)
     assert (small[small.relation_kind == "horizontal"].set_index(["arm_a", "arm_b"])
             .loc[("vision", "textcl")].verdict) == "no difference (within ±3 points)"  # identical arms, exactly 0
     family = answer[(answer.task == "synthetic-relation")]
     assert family.p_holm.ge(family.p_boot).all()  # Holm over the whole task's family never lowers a p
 
 
-def test_lab_answer_without_relation_kinds_is_empty() -> None:
+def test_lab_answer_without_relation_kinds_is_empty(answer_predictions) -> None:
     from spatial_probing.lab.compare import lab_answer
 
-    assert lab_answer(_answer_predictions().drop(columns="category")).empty
+    assert lab_answer(answer_predictions().drop(columns="category")).empty

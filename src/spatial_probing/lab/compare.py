@@ -17,7 +17,9 @@ evidence needs more seeds, which is why the item-level test is reported alongsid
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 from itertools import combinations
 
 import numpy as np
@@ -214,7 +216,7 @@ RELATION_KINDS = ("horizontal", "vertical", "diagonal", "proximity", "topologica
 #: Interval half-width (proportion) under which a non-significant difference counts as "no difference".
 NULL_MARGIN = 0.03
 ANSWER_COLUMNS = ["lab", "dataset", "task", "layer", "probe", "relation_kind", "arm_a", "arm_b", "question", "mean_a",
-                  "mean_b", "diff", "ci_low", "ci_high", "half_width", "p_boot", "p_holm", "verdict", "n_seeds",
+                  "mean_b", "diff", "ci_low", "ci_high", "half_width", "se", "p_boot", "p_holm", "verdict", "n_seeds",
                   "n_clusters", "n_items", "convergence"]
 
 
@@ -260,7 +262,9 @@ def hierarchical_diff(a: np.ndarray, b: np.ndarray, clusters: np.ndarray, *, n_b
     ``a``/``b`` are (seeds × items) correctness with the same seeds and items; each replicate draws
     seeds with replacement and, independently, clusters (e.g. scenes) with replacement, and takes
     the mean difference over the drawn seeds and the drawn clusters' items. Returns ``diff``,
-    ``ci_low``, ``ci_high`` (percentile) and ``p_boot``, the two-sided bootstrap p of no difference.
+    ``ci_low``, ``ci_high`` (percentile), ``se`` (the replicates' SD) and ``p_boot``, the two-sided
+    p of no difference from ``diff / se`` (normal approximation: unlike counting replicates, it
+    has no 2/(n_boot+1) floor, which Holm over a task's dozens of comparisons would make binding).
     """
     d = np.asarray(a, np.float64) - np.asarray(b, np.float64)
     codes, cluster_ids = np.unique(clusters, return_inverse=True)
@@ -275,9 +279,12 @@ def hierarchical_diff(a: np.ndarray, b: np.ndarray, clusters: np.ndarray, *, n_b
     diff = float(d.mean())
     alpha = 1 - confidence
     low, high = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
-    tail = min((boot <= 0).sum(), (boot >= 0).sum())
-    return {"diff": diff, "ci_low": float(low), "ci_high": float(high),
-            "p_boot": float(min(1.0, 2 * (tail + 1) / (n_boot + 1)))}
+    se = float(boot.std(ddof=1))
+    if se > 0:
+        p = float(2 * sps.norm.sf(abs(diff) / se))
+    else:
+        p = 1.0 if diff == 0 else 0.0
+    return {"diff": diff, "ci_low": float(low), "ci_high": float(high), "se": se, "p_boot": p}
 
 
 def _verdict(row: dict, alpha: float, margin: float) -> str:
@@ -361,3 +368,26 @@ def _convergence_flags(training: pd.DataFrame | None) -> dict[str, str]:
             what = ", ".join(f"{n} {s}" for s, n in bad.status.value_counts().sort_index().items())
             flags[str(arm)] = f"{arm}: {what} of {len(grp)} seeds"
     return flags
+
+
+def lab_outputs(registries: list[str | Path]) -> dict:
+    """The lab folder behind a run's ``encoder_registries`` (the one with ``lab_manifest.json``) and its tables:
+    ``{"dir", "label", "training", "vision_check"}`` (missing keys where absent); empty without a lab."""
+    from spatial_probing.lab.train import MANIFEST_FILE, TRAINING_TABLE
+    from spatial_probing.lab.vision_check import VISION_CHECK_TABLE
+
+    for registry in registries:
+        folder = Path(registry).parent
+        manifest_path = folder / MANIFEST_FILE
+        if not manifest_path.is_file():
+            continue
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        out: dict = {"dir": folder, "label": manifest.get("config", {}).get("label", "lab")}
+        for key, name in (("training", TRAINING_TABLE), ("vision_check", VISION_CHECK_TABLE)):
+            if (folder / name).is_file():
+                out[key] = pd.read_csv(folder / name)
+        return out
+    return {}

@@ -110,6 +110,14 @@ test items when predictions are present), Holm-corrected per family.</p>
 {% for fig in figures.lab %}{{ figure(fig) }}{% endfor %}
 <div class="scroll">{{ table(lab.summary) }}</div>
 <div class="scroll">{{ table(lab.comparisons) }}</div>
+<h3 id="lab-answer">The lab's answer per relation kind ({{ lab.label }})</h3>
+{% if lab.answer_lines %}<ul>{% for line in lab.answer_lines %}<li>{{ line }}</li>{% endfor %}</ul>{% endif %}
+{% if lab.answer.rows %}<div class="scroll">{{ table(lab.answer) }}</div>{% endif %}
+{% if lab.training %}<p>Training of the {{ lab.label }}: convergence and retrieval per arm.</p>
+<div class="scroll">{{ table(lab.training) }}</div>{% endif %}
+{% if lab.vision_check %}<p>Vision-side sanity check: a linear probe reads the sign of dx / dy between the two objects
+from the scene CNN's image embedding (5-fold CV), trained and at its initial weights.</p>
+<div class="scroll">{{ table(lab.vision_check) }}</div>{% endif %}
 {% endif %}
 
 <h2 id="missing">Not in this run</h2>
