@@ -24,11 +24,12 @@ from spatial_probing.embed.encoders import (
     resolve_device,
     select_layers,
 )
+from spatial_probing.embed.lexical import LexicalEncoder, fit_lexical, noun_slots
 from spatial_probing.embed.resolve import ModelNotFoundError, hash_model_dir, resolve_model
 
 __all__ = [
     "BUILTIN_ENCODERS", "CacheCorruptionWarning", "EmbeddingCache", "Encoder", "EncoderConfig", "EncoderInfo",
-    "ModelNotFoundError", "configure_threads", "embed_examples", "get_encoder_config", "hash_model_dir",
-    "inputs_hash", "is_lexical_floor", "list_encoders", "load_encoder", "load_registry_file", "register_encoder", "resolve_device",
+    "LexicalEncoder", "ModelNotFoundError", "configure_threads", "fit_lexical", "embed_examples", "get_encoder_config", "hash_model_dir",
+    "inputs_hash", "is_lexical_floor", "list_encoders", "load_encoder", "load_registry_file", "noun_slots", "register_encoder", "resolve_device",
     "resolve_model", "select_layers",
 ]

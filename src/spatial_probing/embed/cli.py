@@ -35,6 +35,7 @@ def embed(
     """Embed a dataset with an encoder (every requested layer, one pass) into the content-keyed cache."""
     from spatial_probing.data import DataError, load_dataset
     from spatial_probing.embed import (
+        LexicalEncoder,
         ModelNotFoundError,
         embed_examples,
         get_encoder_config,
@@ -52,6 +53,13 @@ def embed(
         if not examples:
             raise DataError(f"no {dataset} examples for split={split!r}, variant={variant!r}")
         enc = load_encoder(config, model_path=model_path, device=device, batch_size=batch_size)
+        if isinstance(enc, LexicalEncoder):  # bow:, order: learn their vocabulary from the training split only
+            train = [e for e in examples if e.split == "train"] if split in (None, "train") else \
+                load_dataset(dataset, data_dir=data_dir, split="train", variant=variant)
+            if not train:
+                raise DataError(f"{encoder} is fitted on the training split, but {dataset} (variant={variant!r}) "
+                                f"has no 'train' examples")
+            enc.fit(train)
         start = time.perf_counter()
         arrays = embed_examples(examples, enc, layers=layers, cache_dir=out, image_dir=image_dir)
         seconds = time.perf_counter() - start

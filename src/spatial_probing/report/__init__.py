@@ -23,8 +23,8 @@ from spatial_probing.report.figures import (
 )
 from spatial_probing.report.html import build_report
 from spatial_probing.report.summary import RunAnalysis
-from spatial_probing.report.tables import NotARunDirectory, RunTables, load_run
+from spatial_probing.report.tables import NotARunDirectory, RunTables, UnreadableRunError, load_run
 
-__all__ = ["FIGURES", "NotARunDirectory", "Plot", "RunAnalysis", "RunTables", "build_report",
+__all__ = ["FIGURES", "NotARunDirectory", "Plot", "RunAnalysis", "RunTables", "UnreadableRunError", "build_report",
            "fig_category_accuracy", "fig_centroid_pca", "fig_lab_objectives", "fig_layer_curves", "fig_rdms", "fig_rsa_curves",
            "fig_selectivity_mdl", "fig_stepgame_k", "load_run", "make_figures"]
