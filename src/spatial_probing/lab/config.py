@@ -64,7 +64,7 @@ class DataSpec(_Strict):
     n_scenes: int = Field(4800, ge=8)
     seed: int = 1
     probe_seed: int = 0
-    probe_n_scenes: int = Field(3600, ge=1)
+    probe_n_scenes: int = Field(7200, ge=1)
     heldout: Literal["none", "compositional"] = "compositional"
     heldout_relations: tuple[str, ...] = ()
     eval_seed: int = 2
