@@ -42,7 +42,8 @@ def test_run_config_trains_the_lab_probes_it_by_pattern_and_compares_objectives(
         "out": "run", "lab": "labcfg/lab.yaml", "tasks": ["synthetic-relation"], "encoders": ["lab-*"],
         "seeds": [0, 1], "Cs": [1.0], "n_boot": 100, "mdl_seeds": 0, "device": "cpu",
         "task_options": {"synthetic-relation": {"n_scenes": 48}},
-        "rsa": {"n_permutations": 0, "n_boot": 0, "max_items": 60}}))
+        "rsa": {"n_permutations": 0, "n_boot": 0, "max_items": 60},
+        "lexical_floor": [], "meaning": None}))  # the lab alone: the floor and meaning steps are tested elsewhere
     config = load_run_config(run_yaml)
     assert config.lab == tmp_path / "labcfg" / "lab.yaml"
     prepared = prepare_encoders(config, log=lambda *_: None)
