@@ -57,6 +57,9 @@ def test_run_config_trains_the_lab_probes_it_by_pattern_and_compares_objectives(
     assert set(pd.read_parquet(tmp_path / "run" / "rsa.parquet").encoder) == set(results.encoder)
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["config"]["encoder_registries"] == [str(prepared.encoder_registries[0])]
+    html = (tmp_path / "run" / "report.html").read_text()  # the lab's answer, found through the registry
+    assert "The lab's answer per relation kind (default lab)" in html and "grounding vs text-only contrastive" in html
+    assert "Vision-side sanity check" in html and "convergence" in html
 
     compared = runner.invoke(app, ["lab", "compare", str(tmp_path / "run"), "--n-permutations", "200"])
     assert compared.exit_code == 0, compared.output
