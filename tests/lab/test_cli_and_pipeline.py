@@ -65,6 +65,8 @@ def test_run_config_trains_the_lab_probes_it_by_pattern_and_compares_objectives(
     assert compared.exit_code == 0, compared.output
     summary = pd.read_csv(tmp_path / "run" / "lab_objectives.csv")
     assert set(summary.objective) == {"mlm", "textcl", "vision"} and (summary.n_seeds == 1).all()
+    answer = pd.read_csv(tmp_path / "run" / "lab_answer.csv")
+    assert {"vision", "textcl", "mlm"} >= set(answer.arm_a) and answer.half_width.notna().all()
     comps = pd.read_csv(tmp_path / "run" / "lab_comparisons.csv")
     assert len(comps[comps.subset_kind == "all"].drop_duplicates(["objective_a", "objective_b", "layer"])) == 3 * 3
 
