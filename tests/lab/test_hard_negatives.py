@@ -164,3 +164,19 @@ def test_hard_negative_names_stay_distinct() -> None:
         LabConfig(hard_negatives=(1.5,))
     with pytest.raises(ValueError, match="same name tag"):
         LabConfig(hard_negatives=(0.5, 0.501))
+
+
+def test_vision_check_labels_and_probe_known_answers() -> None:
+    from spatial_probing.lab.vision_check import displacement_labels, probe_accuracy
+
+    examples = [e for e in generate(n_scenes=120, seed=5) if e.variant == "original"]
+    dx, dy, keep = displacement_labels(examples)
+    assert len(keep) == sum(e.category != "topological" for e in examples)  # enclosures have no displacement
+    for (sx, sy), i in zip(zip(dx, dy), keep):
+        first, second = sorted(examples[i].source["scene"]["objects"], key=lambda o: (o["colour"], o["shape"]))
+        assert (sx, sy) == (np.sign(first["x"] - second["x"]), np.sign(first["y"] - second["y"]))
+    rng = np.random.default_rng(0)
+    readable = np.column_stack([dx + rng.normal(0, 0.1, len(dx)), rng.normal(size=(len(dx), 3))])
+    assert probe_accuracy(readable, dx)[0] > 0.95  # the sign is in the features: the probe reads it
+    acc, low, high = probe_accuracy(rng.normal(size=(len(dx), 4)), dx)
+    assert low < np.bincount(dx + 1).max() / len(dx) + 0.1 and low <= acc <= high  # noise: near the majority class

@@ -47,8 +47,9 @@ def probe_accuracy(features: np.ndarray, labels: np.ndarray, *, folds: int = 5, 
     from sklearn.preprocessing import StandardScaler
     from statsmodels.stats.proportion import proportion_confint
 
-    folds = min(folds, int(np.bincount(labels - labels.min()).max()))
-    cv = StratifiedKFold(n_splits=max(2, folds), shuffle=True, random_state=seed)
+    counts = np.unique(labels, return_counts=True)[1]
+    folds = max(2, min(folds, int(counts.min())))  # every fold needs each class once
+    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
     predicted = cross_val_predict(model, features, labels, cv=cv)
     hits = int((predicted == labels).sum())
