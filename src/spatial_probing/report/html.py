@@ -270,7 +270,8 @@ def _lab_section(analysis: RunAnalysis) -> dict[str, Any] | None:
         findings.append(Finding("No lab contrast of the verdict family is a gain, a loss or an equivalence (see its "
                                 "rows).", "count", row="verdict-family"))
     objectives = sorted({parse_lab_encoder(e)[1] for e in analysis.tables.results.encoder if parse_lab_encoder(e)})
-    return {"layer": str(s.layer.iloc[0]) if not s.empty else "—",
+    return {**_lab_answer(analysis, str(s.layer.iloc[0]) if not s.empty else None),
+            "layer": str(s.layer.iloc[0]) if not s.empty else "—",
             "n_seeds": int(s.n_seeds.max()) if not s.empty else 0,
             "objectives": "; ".join(f"{o} — {OBJECTIVE_DESCRIPTIONS.get(o, o)}" for o in objectives),
             "findings": findings,
@@ -281,6 +282,71 @@ def _lab_section(analysis: RunAnalysis) -> dict[str, Any] | None:
                                    ("diff [95% t CI]", True), ("seeds", True), ("paired t p", True),
                                    ("sign-flip p (seeds)", True), ("sign-flip p (items)", True), ("Holm p", True)],
                                   crows, sig, "Highlighted: Holm p < 0.05.")}
+
+
+def _lab_answer(analysis: RunAnalysis, layer: str | None) -> dict[str, Any]:
+    """The lab's answer per relation kind (:func:`~spatial_probing.lab.compare.lab_answer`) at ``layer``, with the
+    lab's own tables found beside its ``encoders.yaml`` (convergence and retrieval per arm, the scene-CNN check)."""
+    from spatial_probing.lab.compare import ANSWER_COLUMNS, lab_answer, lab_outputs
+
+    tables = analysis.tables
+    outputs = lab_outputs((tables.manifest or {}).get("config", {}).get("encoder_registries", []))
+    label = outputs.get("label", "lab")
+    preds = tables.predictions
+    answer = pd.DataFrame(columns=ANSWER_COLUMNS)
+    if preds is not None and layer is not None:
+        lab_preds = preds[preds.encoder.map(lambda e: parse_lab_encoder(str(e)) is not None)
+                          & (preds.layer.astype(str) == layer)]
+        if not lab_preds.empty:
+            answer = lab_answer(lab_preds, training=outputs.get("training"), n_boot=analysis.n_boot,
+                                seed=analysis.seed)
+    if answer.empty:
+        tables.note_missing("lab answer per relation kind: no lab predictions with a relation kind (category)")
+    lines = []
+    for r in answer[answer.question.str.startswith("grounding")].itertuples():
+        where = "overall" if r.relation_kind == "all" else f"on {r.relation_kind} relations"
+        lines.append(f"{r.task} {where}, {r.question}: {r.verdict} — {points(r.diff)} "
+                     f"[{points(r.ci_low)}, {points(r.ci_high)}], half-width {100 * r.half_width:.1f} points "
+                     f"({r.n_seeds} seeds × {r.n_clusters} scenes; Holm {format_p(r.p_holm)})"
+                     + ("" if r.convergence == "ok" else f"; not converged: {r.convergence}") + ".")
+    rows = [[r.task, r.relation_kind, r.question, _num(r.mean_a), _num(r.mean_b),
+             _ci(r.diff, r.ci_low, r.ci_high), _num(r.half_width), _p(r.p_holm), r.verdict, str(r.n_seeds),
+             str(r.n_clusters), r.convergence] for r in answer.itertuples()]
+    out: dict[str, Any] = {
+        "label": label, "answer_lines": lines,
+        "answer": _table([("task", False), ("relation kind", False), ("comparison (a vs b)", False),
+                          ("accuracy a", True), ("accuracy b", True), ("a − b [95% seeds × scenes bootstrap]", True),
+                          ("half-width", True), ("Holm p", True), ("verdict", False), ("seeds", True),
+                          ("scenes", True), ("convergence", False)],
+                         rows, [not str(v).startswith(("no difference", "inconclusive")) for v in answer.verdict],
+                         f"From the {label}. Highlighted: Holm p < 0.05. A null is claimed only when the interval lies "
+                         f"within ±3 points."),
+        "training": None, "vision_check": None}
+    training = outputs.get("training")
+    if training is not None and not training.empty:
+        trows = []
+        for arm, g in training.groupby("arm", sort=False):
+            trows.append([str(arm), str(len(g)), str(int(g.n_encoder_parameters.iloc[0])),
+                          f"{int(g.converged.astype(bool).sum())}/{len(g)}",
+                          *(_num(g[c].mean()) if c in g and g[c].notna().any() else "—"
+                            for c in ("heldout_random_acc", "heldout_hard_acc", "heldout_hard_acc_image"))])
+        out["training"] = _table([("arm", False), ("seeds", True), ("encoder parameters", True),
+                                  ("converged (held-out loss plateau)", True), ("held-out random-negative retrieval",
+                                                                                True),
+                                  ("held-out hard-negative accuracy (chance 0.5)", True),
+                                  ("of which image side", True)], trows,
+                                 [bool((g.status.astype(str) != "ok").any()) for _, g in training.groupby("arm",
+                                                                                                          sort=False)],
+                                 "Highlighted: an arm with a seed that did not converge or learn.")
+    check = outputs.get("vision_check")
+    if check is not None and not check.empty:
+        crows = [[str(f), str(t), _num(g.accuracy.mean()), f"{_num(g.accuracy.min())}–{_num(g.accuracy.max())}",
+                  _num(g.majority.mean()), str(len(g))]
+                 for (f, t), g in check.groupby(["features", "target"], sort=False)]
+        out["vision_check"] = _table([("scene CNN features", False), ("target", False), ("probe accuracy (mean)", True),
+                                      ("range over encoders", True), ("majority class", True), ("encoders", True)],
+                                     crows)
+    return out
 
 
 def _embed(plot: Plot) -> dict[str, str]:

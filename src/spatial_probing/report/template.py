@@ -141,7 +141,7 @@ which relation types gain from grounding.</p>
 {% for fig in figures.rsa %}{{ figure(fig) }}{% endfor %}
 
 {% if lab %}
-<h2 id="lab">Grounding lab: matched encoders, three objectives</h2>
+<h2 id="lab">Grounding lab: matched encoders, three objectives, with and without hard negatives</h2>
 <p>Small encoders with the same architecture, data, initial weights and batch order per seed, differing only in the
 training objective ({{ lab.objectives }}), read at layer {{ lab.layer }}. Means over {{ lab.n_seeds }} lab seeds with
 t intervals across seeds; differences are seed-paired (paired t-test and exact sign-flip over seeds; sign-flip over
@@ -150,6 +150,14 @@ test items when predictions are present), Holm-corrected per family.</p>
 {% for fig in figures.lab %}{{ figure(fig) }}{% endfor %}
 {{ table(lab.summary) }}
 {{ table(lab.comparisons) }}
+<h3 id="lab-answer">The lab's answer per relation kind ({{ lab.label }})</h3>
+{% if lab.answer_lines %}<ul>{% for line in lab.answer_lines %}<li>{{ line }}</li>{% endfor %}</ul>{% endif %}
+{% if lab.answer.rows %}{{ table(lab.answer) }}{% endif %}
+{% if lab.training %}<p>Training of the {{ lab.label }}: convergence and retrieval per arm.</p>
+{{ table(lab.training) }}{% endif %}
+{% if lab.vision_check %}<p>Vision-side sanity check: a linear probe reads the sign of dx / dy between the two objects
+from the scene CNN's image embedding (5-fold CV), trained and at its initial weights.</p>
+{{ table(lab.vision_check) }}{% endif %}
 {% endif %}
 
 {% if replication %}
