@@ -36,7 +36,8 @@ app.command("rsa")(rsa_command)
 
 @app.command()
 def demo(out: Path = typer.Option(Path("demo-output"), "--out", help="Where the demo writes its outputs."),
-         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps.")) -> None:
+         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
+         quiet: bool = typer.Option(False, "--quiet", help="No progress bars.")) -> None:
     """The main job on the embedded default (synthetic scenes, offline encoders, the grounding lab): data →
     embed → probe → RSA → report under OUT; re-running resumes."""
     import shlex
@@ -48,6 +49,6 @@ def demo(out: Path = typer.Option(Path("demo-output"), "--out", help="Where the 
 
     start = time.perf_counter()
     with exit_on(ValueError, DataError, FileNotFoundError):
-        paths = run_demo(out, device=device, command=shlex.join(sys.argv), log=typer.echo)
+        paths = run_demo(out, device=device, command=shlex.join(sys.argv), log=typer.echo, show_progress=not quiet)
     typer.echo(f"demo finished in {time.perf_counter() - start:.0f} s; tables, figures and caches under {out}/")
     typer.echo(f"report: {paths['report'].resolve()}")

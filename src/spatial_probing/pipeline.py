@@ -175,27 +175,27 @@ def prepare_encoders(config: RunConfig, *, log=print) -> RunConfig:
         "task_encoders": {t: _expand(v, known, f"task_encoders.{t}") for t, v in config.task_encoders.items()}})
 
 
-def run(config: RunConfig, *, command: str = "", log=print) -> dict[str, Path]:
+def run(config: RunConfig, *, command: str = "", log=print, show_progress: bool = True) -> dict[str, Path]:
     """Run (or resume) every unit of ``config`` and assemble the run directory's tables (then the RSA step)."""
     config = prepare_encoders(config, log=log)
     paths = run_units(config.units(), config.out, data_dir=config.data_dir, model_paths=dict(config.model_paths),
                       cache_dir=config.cache_dir, image_dir=config.image_dir, command=command,
-                      run_config=config.model_dump(mode="json"), log=log)
+                      run_config=config.model_dump(mode="json"), log=log, show_progress=show_progress)
     if config.rsa is not None:
-        paths.update(run_rsa_step(config, command=command, log=log))
+        paths.update(run_rsa_step(config, command=command, log=log, show_progress=show_progress))
     if config.report:
         from spatial_probing.report import build_report
 
-        paths["report"] = build_report(config.out)
+        paths["report"] = build_report(config.out, show_progress=show_progress)
         log(f"report: {paths['report']}")
     return paths
 
 
-def run_rsa_step(config: RunConfig, *, command: str = "", log=print) -> dict[str, Path]:
+def run_rsa_step(config: RunConfig, *, command: str = "", log=print, show_progress: bool = True) -> dict[str, Path]:
     """Only the RSA step of ``config`` (``rsa.parquet``/``.csv``, ``rdms/``), sharing the run's embedding cache."""
     if config.rsa is None:
         raise ValueError("the run config has `rsa: null`: the RSA step is turned off")
     config = prepare_encoders(config, log=log)
     return run_rsa(config.rsa_units(), config.out, data_dir=config.data_dir, model_paths=dict(config.model_paths),
                    cache_dir=config.cache_dir, image_dir=config.image_dir, command=command,
-                   run_config=config.model_dump(mode="json"), log=log)
+                   run_config=config.model_dump(mode="json"), log=log, show_progress=show_progress)

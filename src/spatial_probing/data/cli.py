@@ -13,7 +13,6 @@ from rich.table import Table
 
 from spatial_probing.cli_errors import fail
 from spatial_probing.data import DATASETS, DataError, LoadReport, load_dataset
-from spatial_probing.data import download as dl
 from spatial_probing.data.summary import summarize
 
 app = typer.Typer(no_args_is_help=True, help="Load, summarise and download the benchmark datasets.")
@@ -78,10 +77,13 @@ def download(
     to: Annotated[Path, typer.Option("--to", help="Destination data directory.")],
     base_url: Annotated[Optional[str], typer.Option(help="Replace the upstream root URL (a mirror).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Fetch files that already exist again.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
 ) -> None:
     """Download a benchmark from its canonical upstream location (pinned commit)."""
     try:
-        written = dl.download(dataset, to, base_url=base_url, overwrite=overwrite)
+        from spatial_probing.data.download import download as fetch
+
+        written = fetch(dataset, to, base_url=base_url, overwrite=overwrite, show_progress=not quiet)
     except DataError as err:
         fail(err)
     console.print(f"{len(written)} file(s) written under {to}; use --data-dir {to}")

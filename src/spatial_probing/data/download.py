@@ -66,14 +66,15 @@ def _fetch(url: str) -> bytes:
                         f"elsewhere and pass their folder with --data-dir") from None
 
 
-def download(name: str, to: str | Path, *, base_url: str | None = None, overwrite: bool = False) -> list[Path]:
+def download(name: str, to: str | Path, *, base_url: str | None = None, overwrite: bool = False,
+             show_progress: bool = True) -> list[Path]:
     """Download dataset ``name`` into ``to``; existing files are kept unless ``overwrite``.
 
     Each file is written atomically, so an interrupted download resumes where it stopped.
     """
     root = Path(to)
     written: list[Path] = []
-    for item in tqdm(plan(name, base_url=base_url), desc=f"download {name}", unit="file"):
+    for item in tqdm(plan(name, base_url=base_url), desc=f"download {name}", unit="file", disable=not show_progress):
         dest = root / item.dest
         if item.unzip:
             if (dest / "human_train.json").exists() and not overwrite:

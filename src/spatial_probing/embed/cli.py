@@ -31,6 +31,7 @@ def embed(
     variant: Annotated[Optional[str], typer.Option(help="VSR random|zeroshot; StepGame clean|noise|"
                                                    "train_version; synthetic caption variant.")] = None,
     registry: Annotated[Optional[Path], typer.Option(help="YAML file of extra encoder configs to register.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
 ) -> None:
     """Embed a dataset with an encoder (every requested layer, one pass) into the content-keyed cache."""
     from spatial_probing.data import DataError, load_dataset
@@ -53,7 +54,8 @@ def embed(
             raise DataError(f"no {dataset} examples for split={split!r}, variant={variant!r}")
         enc = load_encoder(config, model_path=model_path, device=device, batch_size=batch_size)
         start = time.perf_counter()
-        arrays = embed_examples(examples, enc, layers=layers, cache_dir=out, image_dir=image_dir)
+        arrays = embed_examples(examples, enc, layers=layers, cache_dir=out, image_dir=image_dir,
+                                show_progress=not quiet)
         seconds = time.perf_counter() - start
         fingerprint = enc.fingerprint(memo_file=out / "weights-sha256.json")
         ih = inputs_hash(examples, enc, image_dir=image_dir)
@@ -63,7 +65,8 @@ def embed(
     manifest = {
         "dataset": dataset, "variant": variant, "split": split, "n_examples": len(examples),
         "example_ids_sha256": sha256_texts(e.id for e in examples),
-        "encoder": enc.info.model_dump(), "fingerprint": fingerprint, "inputs_hash": ih, "device": str(enc.device),
+        "encoder": enc.info.model_dump(), "fingerprint": fingerprint, "inputs_hash": ih,
+        "device": str(enc.device) if enc.is_loaded else None,  # None: every layer came from the cache
         "batch_size": batch_size, "seconds": round(seconds, 3),
         "layers": {k: {"shape": list(v.shape), "file": str(Path(v.filename)) if hasattr(v, "filename") else None}
                    for k, v in arrays.items()},

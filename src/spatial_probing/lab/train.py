@@ -271,7 +271,7 @@ def train_lab(config: LabConfig, *, out: str | Path | None = None, device: str |
     Writes ``OUT/<objective>-seed<k>/`` (model + tokenizer), ``OUT/logs/<objective>-seed<k>.json``,
     ``OUT/encoders.yaml`` and ``OUT/lab_manifest.json``; returns what was trained.
     """
-    from spatial_probing.embed import resolve_device
+    from spatial_probing.device import resolve_device
 
     out = Path(out) if out is not None else config.out
     dev = resolve_device(device or config.train.device)

@@ -11,11 +11,11 @@ from spatial_probing.cli_errors import exit_on
 
 def report(run_dir: Path = typer.Argument(..., help="A run directory written by `spatial-probing run`."),
            out: Path | None = typer.Option(None, "--out", help="Where to write the HTML (default RUN_DIR/report.html)."),
-           ) -> None:
+           quiet: bool = typer.Option(False, "--quiet", help="No progress bars.")) -> None:
     """Write one self-contained HTML report of RUN_DIR (figures also as PNG/SVG under RUN_DIR/figures)."""
     from spatial_probing.report import build_report
     from spatial_probing.report.tables import NotARunDirectory
 
     with exit_on(NotARunDirectory):
-        path = build_report(run_dir, out=out)
+        path = build_report(run_dir, out=out, show_progress=not quiet)
     typer.echo(str(path))

@@ -12,11 +12,12 @@ from spatial_probing.cli_errors import exit_on
 from spatial_probing.data.errors import DataError
 
 
-def rsa(config: Path = typer.Argument(..., help="Run config YAML (its `rsa:` section; tasks, encoders, paths).")
-        ) -> None:
+def rsa(config: Path = typer.Argument(..., help="Run config YAML (its `rsa:` section; tasks, encoders, paths)."),
+        quiet: bool = typer.Option(False, "--quiet", help="No progress bars.")) -> None:
     """RDMs of every layer vs ground-truth references (permutation p, bootstrap CI); resumes finished units."""
     from spatial_probing.pipeline import load_run_config, run_rsa_step
 
     with exit_on(ValueError, DataError, FileNotFoundError):
-        paths = run_rsa_step(load_run_config(config), command=shlex.join(sys.argv), log=typer.echo)
+        paths = run_rsa_step(load_run_config(config), command=shlex.join(sys.argv), log=typer.echo,
+                             show_progress=not quiet)
     typer.echo(f"wrote {paths['rsa']}, {paths['rsa_csv']}, {paths['rsa_manifest']} and rdms/")
