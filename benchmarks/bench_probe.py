@@ -69,7 +69,7 @@ def default_unit(args: argparse.Namespace) -> None:
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     task = get_task("vsr-relation")
-    examples = task_examples("vsr-relation", data_dir=args.data_dir, max_train=args.max_train, seed=0)
+    examples = task_examples("vsr-relation", data_dir=args.data_dir, split="own", max_train=args.max_train, seed=0)
     items = task.items(examples)
     (fold,) = outer_folds("own", items.splits, items.concepts, train_splits=task.spec.train_splits,
                           test_splits=task.spec.test_splits)

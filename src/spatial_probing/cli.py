@@ -17,6 +17,7 @@ from spatial_probing.probe.cli import probe as probe_command
 from spatial_probing.probe.cli import probe_tasks as probe_tasks_command
 from spatial_probing.probe.cli import run_config as run_command
 from spatial_probing.report.cli import report as report_command
+from spatial_probing.rsa.cli import meaning as meaning_command
 from spatial_probing.rsa.cli import rsa as rsa_command
 
 app = typer.Typer(
@@ -32,6 +33,7 @@ app.command("probe-tasks")(probe_tasks_command)
 app.command("run")(run_command)
 app.command("report")(report_command)
 app.command("rsa")(rsa_command)
+app.command("meaning")(meaning_command)
 
 
 @app.command()

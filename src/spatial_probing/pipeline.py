@@ -20,16 +20,25 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from spatial_probing.embed.config import LEXICAL_ENCODERS, is_lexical_floor
+from spatial_probing.errors import UnknownNameError
 from spatial_probing.io import read_yaml_model
 from spatial_probing.probe.engine import ProbeSettings
+from spatial_probing.probe.erasure import ErasureSettings
 from spatial_probing.probe.estimators import DEFAULT_CS
 from spatial_probing.probe.runner import UnitConfig, run_units
 from spatial_probing.probe.tasks import TASKS
+from spatial_probing.rsa.meaning import MeaningSettings, MeaningUnit, run_meaning
+from spatial_probing.rsa.pairs import PairsSettings, pairs_units, run_pairs
 from spatial_probing.rsa.runner import RSASettings, RSAUnit, run_rsa
+from spatial_probing.validate import RunConfigError, check_run_config, validate_run_config
+
+__all__ = ["RunConfig", "RunConfigError", "check_run_config", "load_run_config", "prepare_encoders", "run",
+           "run_rsa_step", "validate_run_config"]
 
 
 class RunConfig(BaseModel):
@@ -44,7 +53,16 @@ class RunConfig(BaseModel):
     ``encoder_registries`` are encoder YAML files (:func:`~spatial_probing.embed.load_registry_file`) registered
     before any unit runs; ``lab`` is a grounding-lab config trained first (resumable) whose ``encoders.yaml``
     is registered too. Encoder names may be patterns over registered names (``lab-*``, ``static:lab-mlm-*``).
+    ``meaning`` configures the meaning-over-words step (:class:`~spatial_probing.rsa.meaning.MeaningSettings`;
+    on by default for synthetic and VSR tasks, ``meaning: null`` turns it off).
     ``report`` writes ``report.html`` and ``figures/`` at the end (``spatial-probing report OUT`` does it later).
+    ``lexical_floor`` encoders (default ``bow:`` and ``order:``) are added to every task's encoders (also those
+    named in ``task_encoders``), so every number has what the words alone give beside it; ``[]`` opts out.
+    ``pairs`` runs the caption-choice step (SugarCrepe, ARO, What'sUp: ``pairs.parquet``/``.csv``;
+    :class:`~spatial_probing.rsa.pairs.PairsSettings`; off unless given).
+    ``protocol: founding-study`` runs the founding study's VSR probing protocol and the corrected one instead of
+    the task units (:mod:`spatial_probing.probe.replicate`; ``tasks`` must then be ``[vsr-relation]``).
+    ``erasure`` adds the LEACE causal test (:mod:`spatial_probing.probe.erasure`; ``erasure.parquet``/``.csv``).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -71,16 +89,39 @@ class RunConfig(BaseModel):
     task_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     task_encoders: dict[str, list[str]] = Field(default_factory=dict)
     rsa: RSASettings | None = Field(default_factory=RSASettings)
+    meaning: MeaningSettings | None = Field(default_factory=MeaningSettings)
     encoder_registries: list[Path] = Field(default_factory=list)
     lab: Path | None = None
     report: bool = True
+    lexical_floor: list[str] = Field(default_factory=lambda: ["bow:", "order:"])
+    pairs: PairsSettings | None = None
+    protocol: Literal["standard", "founding-study"] = "standard"
+    erasure: ErasureSettings | None = None
+
+    @field_validator("lexical_floor")
+    @classmethod
+    def _floor_names(cls, names: list[str]) -> list[str]:
+        bad = [n for n in names if not is_lexical_floor(n)]
+        if bad:
+            raise ValueError(f"lexical_floor: {bad} are not lexical-floor encoders; expected names such as bow:, "
+                             f"order:, static:NAME or random-init:NAME (or [] to opt out)")
+        return names
+
+    def layers_of(self, encoder: str) -> str:
+        """``layers``, except for the one-layer encoders (``bow:``, ``order:``, ``static:…``): their one layer."""
+        return "all" if encoder in LEXICAL_ENCODERS or encoder.startswith("static:") else self.layers
+
+    def task_encoder_names(self, task: str) -> list[str]:
+        """The encoders of ``task``: ``task_encoders[task]`` or ``encoders``, then the lexical floor."""
+        names = self.task_encoders.get(task, self.encoders)
+        return names + [f for f in self.lexical_floor if f not in names]
 
     @field_validator("tasks")
     @classmethod
     def _known_tasks(cls, tasks: list[str]) -> list[str]:
         unknown = [t for t in tasks if t not in TASKS]
         if unknown:
-            raise ValueError(f"unknown task(s) {unknown}; expected some of {sorted(TASKS)}")
+            raise ValueError("; ".join(str(UnknownNameError("task", t, TASKS)) for t in unknown))
         return tasks
 
     @field_validator("task_encoders")
@@ -99,24 +140,44 @@ class RunConfig(BaseModel):
             raise ValueError(f"unknown probe(s) {bad}; expected linear or mlp")
         return probes
 
+    @model_validator(mode="after")
+    def _founding_study_tasks(self) -> RunConfig:
+        if self.protocol == "founding-study" and self.tasks != ["vsr-relation"]:
+            raise ValueError(f"protocol: founding-study probes VSR relations only; set tasks: [vsr-relation] "
+                             f"(got tasks: {self.tasks})")
+        return self
+
     def units(self) -> list[UnitConfig]:
         """Every (task, encoder, probe) unit, in config order."""
-        return [UnitConfig(task=t, encoder=e, split=self.split, layers=self.layers, max_train=self.max_train,
+        return [UnitConfig(task=t, encoder=e, split=self.split, layers=self.layers_of(e),
+                           max_train=self.max_train,
                            max_test=self.max_test, load_kwargs=self.task_options.get(t, {}),
                            settings=ProbeSettings(probe=p, seeds=tuple(self.seeds), Cs=tuple(self.Cs),
                                                   inner_folds=self.inner_folds, max_iter=self.max_iter,
                                                   mdl_seeds=self.mdl_seeds,
                                                   n_boot=self.n_boot, device=self.device))
-                for t in self.tasks for e in self.task_encoders.get(t, self.encoders) for p in self.probes]
+                for t in self.tasks for e in self.task_encoder_names(t) for p in self.probes]
 
     def rsa_units(self) -> list[RSAUnit]:
         """Every (task, encoder) RSA unit (none when ``rsa`` is null), on the probe units' examples."""
         if self.rsa is None:
             return []
-        return [RSAUnit(task=t, encoder=e, settings=self.rsa, layers=self.layers, split=self.split,
+        return [RSAUnit(task=t, encoder=e, settings=self.rsa, layers=self.layers_of(e),
+                        split=self.split,
                         load_kwargs=self.task_options.get(t, {}), max_train=self.max_train, max_test=self.max_test,
                         probe_seed=self.seeds[0], device=self.device)
-                for t in self.rsa.pick_tasks(self.tasks) for e in self.task_encoders.get(t, self.encoders)]
+                for t in self.rsa.pick_tasks(self.tasks) for e in self.task_encoder_names(t)]
+
+    def meaning_units(self) -> list[MeaningUnit]:
+        """Every (dataset, encoder) meaning-over-words unit (none when ``meaning`` is null or no run task has
+        triples), on the examples of the run's first task on that dataset."""
+        if self.meaning is None:
+            return []
+        return [MeaningUnit(dataset=d, task=t, encoder=e, settings=self.meaning, layers=self.layers_of(e),
+                            split=self.split,
+                            load_kwargs=self.task_options.get(t, {}), max_train=self.max_train,
+                            max_test=self.max_test, probe_seed=self.seeds[0], device=self.device)
+                for d, t in self.meaning.pick_tasks(self.tasks).items() for e in self.task_encoder_names(t)]
 
 
 def load_run_config(path: str | Path) -> RunConfig:
@@ -131,6 +192,8 @@ def load_run_config(path: str | Path) -> RunConfig:
     fix = {k: here(getattr(config, k)) for k in ("out", "data_dir", "cache_dir", "image_dir", "lab")}
     paths = {k: here(v) for k, v in config.model_paths.items()}
     registries = [here(p) for p in config.encoder_registries]
+    if config.pairs is not None and config.pairs.image_dirs:
+        fix["pairs"] = config.pairs.model_copy(update={"image_dirs": {k: here(v) for k, v in config.pairs.image_dirs.items()}})
     return config.model_copy(update={**fix, "model_paths": paths, "encoder_registries": registries})
 
 
@@ -175,14 +238,42 @@ def prepare_encoders(config: RunConfig, *, log=print) -> RunConfig:
         "task_encoders": {t: _expand(v, known, f"task_encoders.{t}") for t, v in config.task_encoders.items()}})
 
 
-def run(config: RunConfig, *, command: str = "", log=print, show_progress: bool = True) -> dict[str, Path]:
-    """Run (or resume) every unit of ``config`` and assemble the run directory's tables (then the RSA step)."""
+def _checked_and_prepared(config: RunConfig, *, log=print) -> RunConfig:
+    """``config`` checked as a whole before any work (:class:`RunConfigError` listing every problem), its lab
+    trained and encoder patterns expanded, then the encoders the lab added checked too."""
+    check_run_config(config)
+    had_lab = config.lab is not None
     config = prepare_encoders(config, log=log)
+    if had_lab:
+        check_run_config(config)
+    return config
+
+
+def run(config: RunConfig, *, command: str = "", log=print, show_progress: bool = True) -> dict[str, Path]:
+    """Run (or resume) every unit of ``config`` and assemble the run directory's tables (then the RSA step).
+
+    The whole config is checked first (:func:`validate_run_config`); a config with problems raises
+    :class:`RunConfigError` before anything is embedded, probed or written.
+    """
+    config = _checked_and_prepared(config, log=log)
+    if config.protocol == "founding-study":
+        return _run_founding_study(config, command=command, log=log)
     paths = run_units(config.units(), config.out, data_dir=config.data_dir, model_paths=dict(config.model_paths),
                       cache_dir=config.cache_dir, image_dir=config.image_dir, command=command,
                       run_config=config.model_dump(mode="json"), log=log, show_progress=show_progress)
     if config.rsa is not None:
         paths.update(run_rsa_step(config, command=command, log=log, show_progress=show_progress))
+    if config.meaning_units():
+        paths.update(run_meaning_step(config, command=command, log=log))
+    if config.pairs is not None:
+        paths.update(run_pairs_step(config, command=command, log=log))
+    paths.update(_run_erasure_step(config, log=log))
+    return _with_report(config, paths, log=log, show_progress=show_progress)
+
+
+def _with_report(config: RunConfig, paths: dict[str, Path], *, log=print,
+                 show_progress: bool = False) -> dict[str, Path]:
+    """``paths`` plus ``report.html`` when the config asks for the report."""
     if config.report:
         from spatial_probing.report import build_report
 
@@ -191,11 +282,59 @@ def run(config: RunConfig, *, command: str = "", log=print, show_progress: bool 
     return paths
 
 
+def _run_founding_study(config: RunConfig, *, command: str = "", log=print) -> dict[str, Path]:
+    """``protocol: founding-study``: the replication tables, a manifest, and the report with its Replication section."""
+    from datetime import datetime, timezone
+
+    from spatial_probing.io import atomic_write_json
+    from spatial_probing.probe.replicate import run_founding_study
+
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    paths = run_founding_study(config, command=command, log=log)
+    paths.update(_run_erasure_step(config, log=log))
+    paths["manifest"] = atomic_write_json(Path(config.out) / "manifest.json", {
+        "command": command, "config": config.model_dump(mode="json"), "started": started,
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), "protocol": config.protocol})
+    return _with_report(config, paths, log=log)
+
+
+def _run_erasure_step(config: RunConfig, *, log=print) -> dict[str, Path]:
+    """The LEACE erasure table when ``erasure`` is set (nothing otherwise)."""
+    if config.erasure is None:
+        return {}
+    from spatial_probing.probe.erasure import run_erasure
+
+    return run_erasure(config.erasure, config.encoders, config.out, data_dir=config.data_dir,
+                       model_paths=dict(config.model_paths), cache_dir=config.cache_dir or Path(config.out) / "cache",
+                       task_options=config.task_options, device=config.device, log=log)
+
+
 def run_rsa_step(config: RunConfig, *, command: str = "", log=print, show_progress: bool = True) -> dict[str, Path]:
     """Only the RSA step of ``config`` (``rsa.parquet``/``.csv``, ``rdms/``), sharing the run's embedding cache."""
     if config.rsa is None:
         raise ValueError("the run config has `rsa: null`: the RSA step is turned off")
-    config = prepare_encoders(config, log=log)
+    config = _checked_and_prepared(config, log=log)
     return run_rsa(config.rsa_units(), config.out, data_dir=config.data_dir, model_paths=dict(config.model_paths),
                    cache_dir=config.cache_dir, image_dir=config.image_dir, command=command,
                    run_config=config.model_dump(mode="json"), log=log, show_progress=show_progress)
+
+
+def run_meaning_step(config: RunConfig, *, command: str = "", log=print) -> dict[str, Path]:
+    """Only the meaning-over-words step of ``config`` (``meaning.parquet``/``.csv``), sharing the embedding cache."""
+    if config.meaning is None:
+        raise ValueError("the run config has `meaning: null`: the meaning-over-words step is turned off")
+    config = prepare_encoders(config, log=log)
+    units = config.meaning_units()
+    if not units:
+        raise ValueError(f"no run task reads a dataset with meaning-over-words triples (synthetic or vsr); tasks: "
+                         f"{config.tasks}")
+    return run_meaning(units, config.out, data_dir=config.data_dir, model_paths=dict(config.model_paths),
+                       cache_dir=config.cache_dir, command=command, run_config=config.model_dump(mode="json"), log=log)
+def run_pairs_step(config: RunConfig, *, command: str = "", log=print) -> dict[str, Path]:
+    """Only the caption-choice step of ``config`` (``pairs.parquet``/``.csv``), sharing the run's embedding cache."""
+    if config.pairs is None:
+        raise ValueError("the run config has no `pairs:` section: the caption-choice step is off")
+    config = prepare_encoders(config, log=log)
+    units = pairs_units(config.pairs, config.encoders, layers=config.layers, device=config.device)
+    return run_pairs(units, config.out, data_dir=config.data_dir, model_paths=dict(config.model_paths),
+                     cache_dir=config.cache_dir, command=command, run_config=config.model_dump(mode="json"), log=log)

@@ -32,10 +32,10 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def write_config(tmp: Path, models: dict[str, Path], **extra) -> Path:
     cfg = {"out": "run", "cache_dir": "cache", "tasks": ["synthetic-argument-order", "synthetic-relation"],
            "encoders": ["sbert-minilm", "static:bert"], "seeds": [0, 1, 2, 3, 4], "Cs": [0.1, 1.0], "n_boot": 200,
-           "mdl_seeds": 1, "device": "cpu", "rsa": None, "report": False, "task_options": {"synthetic-argument-order": {"n_scenes": 120},
+           "mdl_seeds": 1, "device": "cpu", "lexical_floor": [], "meaning": None, "rsa": None, "report": False, "task_options": {"synthetic-argument-order": {"n_scenes": 120},
                                                              "synthetic-relation": {"n_scenes": 48}},
            "model_paths": {"sbert-minilm": str(models["sbert"]), "static:bert": str(models["bert"])}, **extra}
-    path = tmp / "run.yaml"
+    path = tmp / "run.yaml"  # the lexical floor (on by default) has its own tests: tests/probe/test_lexical_floor.py
     path.write_text(yaml.safe_dump(cfg))
     return path
 
@@ -130,12 +130,17 @@ def test_argument_order_items_are_minimal_pairs() -> None:
 
 
 def test_a_part_made_with_other_weights_is_not_reused(tmp_path: Path) -> None:
-    from spatial_probing.probe.runner import part_is_current
+    from spatial_probing.probe.runner import PROBE_FORMAT_VERSION, part_is_current
 
     meta = tmp_path / "unit.json"
-    meta.write_text('{"config_hash": "abc", "encoder": {"weights_hash": "w1"}}')
+    meta.write_text(f'{{"config_hash": "abc", "encoder": {{"weights_hash": "w1"}}, "data_hash": "d1", '
+                    f'"format_version": {PROBE_FORMAT_VERSION}}}')
     assert part_is_current(meta, "abc", "w1") and part_is_current(meta, "abc", None)
     assert not part_is_current(meta, "abc", "w2")  # same name, retrained or replaced model
     assert not part_is_current(meta, "xyz", "w1")
+    assert part_is_current(meta, "abc", "w1", "d1") and part_is_current(meta, "abc", "w1", lambda: "d1")
+    assert not part_is_current(meta, "abc", "w1", "d2")  # the data files changed
+    meta.write_text('{"config_hash": "abc", "encoder": {"weights_hash": "w1"}, "data_hash": "d1"}')
+    assert not part_is_current(meta, "abc", "w1")  # made before the probing-format version was recorded
     meta.write_text("{truncated")
     assert not part_is_current(meta, "abc", "w1")

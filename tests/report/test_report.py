@@ -108,7 +108,7 @@ def test_partial_run_lists_what_is_missing(fake_run: Path) -> None:
     results = pd.read_parquet(fake_run / "results.parquet")
     keep = ~results.subset_kind.isin(["category", "k"]) & ~results.encoder.str.startswith("lab-")
     results[keep].to_parquet(fake_run / "results.parquet")
-    html = build_report(fake_run, n_boot=200).read_text(encoding="utf-8")
+    html = build_report(fake_run, n_boot=200, partial=True).read_text(encoding="utf-8")
     missing = _text(html.split('id="missing"', 1)[1].split('id="manifest"', 1)[0])
     for expected in ("rsa.parquet: not found", "comparisons.parquet: not found", "predictions.parquet: unreadable",
                      "rdms/*.npz", "no per-category accuracy rows", "no per-k rows", "no lab encoders"):
@@ -152,21 +152,35 @@ def _chromium() -> str | None:
     return next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
 
 
-def test_images_load_in_headless_chromium(built: tuple[Path, str], tmp_path: Path) -> None:
+#: Runs in the page once loaded: images decoded, and main-text blocks that reach past the viewport (tables
+#: scroll inside their own box, so a wide table is fine; a paragraph or a page wider than the screen is not).
+_PAGE_PROBE = """<script>window.addEventListener('load', () => {
+  const i = [...document.images], w = document.documentElement.clientWidth;
+  const blocks = [...document.querySelectorAll('main > *, main p, main li, main h1, main h2, main h3, main figure, '
+                                               + 'main .card, main .scroll, main pre, main summary')];
+  const over = blocks.filter(e => e.getBoundingClientRect().right > w + 1).map(e => e.tagName + (e.id ? '#' + e.id : ''));
+  document.title = 'loaded ' + i.filter(x => x.complete && x.naturalWidth > 0).length + ' of ' + i.length
+    + ' width ' + w + ' page ' + document.documentElement.scrollWidth + ' over [' + over.slice(0, 5).join(' ') + ']';
+});</script>"""
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_page_in_headless_chromium_loads_every_image_and_fits_the_width(built: tuple[Path, str], tmp_path: Path,
+                                                                        width: int) -> None:
     browser = _chromium()
     if browser is None:
         pytest.skip("no Chromium on PATH; .ci/run installs Debian's chromium")
     _, html = built
-    probe = ("<script>window.addEventListener('load', () => { const i = [...document.images]; "
-             "document.title = 'loaded ' + i.filter(x => x.complete && x.naturalWidth > 0).length + ' of ' + i.length; "
-             "});</script>")
     page = tmp_path / "probe.html"
-    page.write_text(html.replace("</body>", probe + "</body>"), encoding="utf-8")
-    dom = subprocess.run([browser, "--headless", "--disable-gpu", "--no-sandbox", "--virtual-time-budget=5000",
-                          "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
-    m = re.search(r"<title>loaded (\d+) of (\d+)</title>", dom)
+    page.write_text(html.replace("</body>", _PAGE_PROBE + "</body>"), encoding="utf-8")
+    dom = subprocess.run([browser, "--headless", "--disable-gpu", "--no-sandbox", "--hide-scrollbars",
+                          f"--window-size={width},900", "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    m = re.search(r"<title>loaded (\d+) of (\d+) width (\d+) page (\d+) over \[([^\]]*)\]</title>", dom)
     assert m, dom[:500]
-    assert m.group(1) == m.group(2) == str(len(FIGURE_NAMES))
+    assert m.group(1) == m.group(2) == str(len(FIGURE_NAMES))  # no broken image
+    assert int(m.group(3)) == width  # the page was laid out at the width asked for
+    assert int(m.group(4)) <= width and m.group(5) == "", f"wider than {width} px: {m.group(0)}"
 
 
 def test_report_table_shows_the_pairs_a_question_asks_for(built: tuple[Path, str]) -> None:

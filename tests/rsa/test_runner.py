@@ -30,11 +30,11 @@ def sbert(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def write_config(tmp: Path, sbert: Path, rsa: dict | None = None, **extra) -> Path:
     cfg = {"out": "run", "cache_dir": "cache", "tasks": ["synthetic-argument-order", "synthetic-relation"],
-           "encoders": ["sbert-minilm"], "seeds": [0], "Cs": [1.0], "n_boot": 100, "mdl_seeds": 0, "device": "cpu",
+           "encoders": ["sbert-minilm"], "seeds": [0], "Cs": [1.0], "n_boot": 100, "mdl_seeds": 0, "device": "cpu", "lexical_floor": [], "meaning": None,
            "task_options": {"synthetic-argument-order": {"n_scenes": 24}, "synthetic-relation": {"n_scenes": 24}},
            "model_paths": {"sbert-minilm": str(sbert)},
            "rsa": {"n_permutations": 99, "n_boot": 99, "comparisons": ["rho_a", "spearman"], **(rsa or {})}, **extra}
-    path = tmp / "run.yaml"
+    path = tmp / "run.yaml"  # the lexical floor (on by default) has its own tests: tests/probe/test_lexical_floor.py
     path.write_text(yaml.safe_dump(cfg))
     return path
 
@@ -57,9 +57,9 @@ def test_rsa_step_writes_contract_tables_and_rdms(tmp_path: Path, sbert: Path) -
     assert ((table.p_value > 0) & (table.p_value <= 1)).all() and (table.n_permutations == 99).all()
     assert (table.ci_low <= table.ci_high).all()
     n = table.groupby("reference").n_items.first()
-    assert n["relation"] == n["converse"] == 24 * 4  # 4 distinct captions per scene
+    assert n["relation"] == n["converse"] == 24 * 4 - 4  # 4 distinct captions a scene; near/far: converse = swap
     assert n["direction"] == 24 * 4 - 8 * 4  # the 8 near/far/inside/contains scenes have no direction
-    assert any("excluded 32 of 96 items" in line for line in logs)  # said, never silent
+    assert any("excluded 28 of 92 items" in line for line in logs)  # said, never silent
 
     rdm = np.load(tmp_path / "run" / "rdms" / "synthetic__sbert-minilm__final.npz")
     labels, square = rdm["labels"], rdm["rdm"]

@@ -1,4 +1,5 @@
-"""Data stage: one :class:`Example` record for VSR, StepGame, SpartQA-Human and synthetic scenes.
+"""Data stage: one :class:`Example` record for VSR, StepGame, SpartQA-Human, synthetic scenes, and the
+caption-choice benchmarks SugarCrepe, ARO VG-Relation and What'sUp.
 
 ``load_dataset(name, ...)`` is the single entry point; datasets are registered by name.
 """
@@ -12,24 +13,37 @@ from typing import Any
 from PIL import Image
 
 from spatial_probing.data._read import DataWarning, LoadReport
+from spatial_probing.data.aro import load_aro
 from spatial_probing.data.errors import DataError
 from spatial_probing.data.schema import STEPGAME_DIRECTIONS, Example
 from spatial_probing.data.spartqa import load_spartqa
 from spatial_probing.data.stepgame import load_stepgame
-from spatial_probing.data.synthetic import RELATION_DIRECTIONS, generate, render
+from spatial_probing.data.sugarcrepe import load_sugarcrepe
+from spatial_probing.data.synthetic import RELATION_DIRECTIONS, generate, generate_converse_twins, render
 from spatial_probing.data.vsr import load_vsr
+from spatial_probing.data.whatsup import load_whatsup
 
 __all__ = ["DATASETS", "DataError", "DataWarning", "Example", "LoadReport", "RELATION_DIRECTIONS",
            "STEPGAME_DIRECTIONS", "load_dataset", "open_image"]
 
 
 def _synthetic(data_dir: Any = None, *, split: str | None = None, variant: str | None = None,
-               n_scenes: int = 480, seed: int = 0, split_scheme: str = "random",
+               n_scenes: int = 480, seed: int = 0, split_scheme: str = "random", design: str = "scenes",
                skip_invalid: bool = False, report: LoadReport | None = None) -> list[Example]:
-    """Synthetic scenes need no files; ``variant`` filters caption variants (original, swapped, ...)."""
-    examples = generate(n_scenes=n_scenes, seed=seed, split_scheme=split_scheme)  # type: ignore[arg-type]
+    """Synthetic scenes need no files; ``variant`` filters caption variants (original, swapped, ...).
+
+    ``design="converse-twins"`` gives :func:`~spatial_probing.data.synthetic.generate_converse_twins`
+    (``n_scenes // 2`` twins; ``split_scheme`` does not apply).
+    """
+    if design == "scenes":
+        examples = generate(n_scenes=n_scenes, seed=seed, split_scheme=split_scheme)  # type: ignore[arg-type]
+    elif design == "converse-twins":
+        examples = generate_converse_twins(n_twins=max(n_scenes // 2, 1), seed=seed)
+    else:
+        raise DataError(f"unknown synthetic design={design!r}; expected 'scenes' or 'converse-twins'")
     if report is not None:
-        report.files.append(f"synthetic(n_scenes={n_scenes}, seed={seed}, split_scheme={split_scheme})")
+        report.files.append(f"synthetic(design={design}, n_scenes={n_scenes}, seed={seed}, "
+                            f"split_scheme={split_scheme})")
     return [e for e in examples if (split is None or e.split == split) and (variant is None or e.variant == variant)]
 
 
@@ -39,6 +53,9 @@ DATASETS: dict[str, Callable[..., list[Example]]] = {
     "stepgame": load_stepgame,
     "spartqa": load_spartqa,
     "synthetic": _synthetic,
+    "sugarcrepe": load_sugarcrepe,
+    "aro": load_aro,
+    "whatsup": load_whatsup,
 }
 
 

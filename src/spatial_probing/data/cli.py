@@ -19,7 +19,7 @@ app = typer.Typer(no_args_is_help=True, help="Load, summarise and download the b
 console = Console(stderr=True)
 
 DataDir = Annotated[Optional[Path], typer.Option("--data-dir", envvar="SPATIAL_PROBING_DATA",
-                                                 help="Folder holding vsr/, stepgame/, spartqa/.")]
+                                                 help="Folder holding vsr/, stepgame/, spartqa/, sugarcrepe/, aro/, whatsup/.")]
 #: Variants summarised by default when none is asked for.
 DEFAULT_VARIANTS = {"vsr": ["random", "zeroshot"], "stepgame": ["clean"], "spartqa": [None], "synthetic": [None]}
 
@@ -28,7 +28,7 @@ DEFAULT_VARIANTS = {"vsr": ["random", "zeroshot"], "stepgame": ["clean"], "spart
 def summary(
     dataset: Annotated[str, typer.Option(help=f"One of {sorted(DATASETS)}.")],
     data_dir: DataDir = None,
-    variant: Annotated[Optional[list[str]], typer.Option(help="VSR random|zeroshot; StepGame clean|noise|train_version.")] = None,
+    variant: Annotated[Optional[list[str]], typer.Option(help="VSR random|zeroshot; StepGame clean|noise|train_version; SugarCrepe change type; What'sUp subset.")] = None,
     split: Annotated[Optional[str], typer.Option(help="Only this split.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one machine-readable JSON object.")] = False,
     skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Skip invalid records and report the count.")] = False,
@@ -73,20 +73,38 @@ def summary(
 
 @app.command()
 def download(
-    dataset: Annotated[str, typer.Argument(help="vsr, stepgame or spartqa.")],
+    dataset: Annotated[str, typer.Argument(help="vsr, stepgame, spartqa, sugarcrepe, aro or whatsup.")],
     to: Annotated[Path, typer.Option("--to", help="Destination data directory.")],
     base_url: Annotated[Optional[str], typer.Option(help="Replace the upstream root URL (a mirror).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Fetch files that already exist again.")] = False,
+    sha256: Annotated[Optional[list[str]], typer.Option(
+        "--sha256", help="FILE=HEX (FILE relative to DIR/<dataset>/): verify this file's checksum; repeatable.")] = None,
+    list_only: Annotated[bool, typer.Option("--list", help="Only print where each file lives; fetch nothing.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
 ) -> None:
-    """Download a benchmark from its canonical upstream location (pinned commit)."""
+    """Download a benchmark from its canonical upstream location (pinned commit); print where the archives
+    that cannot be fetched here live (Google Drive, image zips) and verify checksums of the files present."""
     try:
-        from spatial_probing.data.download import download as fetch
+        from spatial_probing.data import download as dl
 
-        written = fetch(dataset, to, base_url=base_url, overwrite=overwrite, show_progress=not quiet)
+        checksums = dict(_checksum(s) for s in sha256 or [])
+        lines = dl.sources(dataset, base_url=base_url)
+        written = [] if list_only else dl.download(dataset, to, base_url=base_url, overwrite=overwrite,
+                                                   checksums=checksums, show_progress=not quiet)
     except DataError as err:
         fail(err)
-    console.print(f"{len(written)} file(s) written under {to}; use --data-dir {to}")
+    for line in lines:
+        typer.echo(line.replace("DIR/", f"{to}/"))
+    if not list_only:
+        console.print(f"{len(written)} file(s) written under {to}; {len(checksums)} checksum(s) verified; "
+                      f"use --data-dir {to}")
+
+
+def _checksum(spec: str) -> tuple[str, str]:
+    name, sep, digest = spec.partition("=")
+    if not sep or not name or len(digest.strip()) != 64:
+        raise DataError(f"--sha256 {spec!r}: expected FILE=HEX with a 64-digit SHA-256")
+    return name.strip(), digest.strip().lower()
 
 
 @app.command()

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-DatasetName = Literal["vsr", "stepgame", "spartqa", "synthetic"]
+DatasetName = Literal["vsr", "stepgame", "spartqa", "synthetic", "sugarcrepe", "aro", "whatsup"]
 
 #: StepGame's 9 answer labels and their 2-D direction vectors (x right, y up).
 STEPGAME_DIRECTIONS: dict[str, tuple[int, int]] = {

@@ -17,6 +17,18 @@ other. Each scene also renders to a PNG (Pillow), so image–text encoders see i
 Categories (which kinds of relation gain is the research question): ``horizontal``
 (left, right), ``vertical`` (above, below), ``diagonal``, ``proximity`` (near, far),
 ``topological`` (inside, contains).
+
+Wording: all captions of a scene use the SAME template and phrase index (so a minimal pair differs
+only in argument order, and the converse uses the parallel phrase: "to the left of" / "to the
+right of"). Half the templates name the subject first and half name it second
+(:data:`SUBJECT_FIRST`), and each relation's scenes are split exactly half/half between them, so
+"the first noun is the subject" is right for exactly half the scenes. ``source`` records
+``template``, ``phrase``, ``subject_first`` (so splits can hold out whole wordings) and the scene
+geometry of the caption's subject relative to its object: ``dx``, ``dy`` (grid cells, x right, y up),
+``distance`` (Chebyshev) and ``distance_bin`` (``near`` ≤ 1 < ``far``).
+
+:func:`generate_converse_twins` builds the converse-transfer design: scenes in twins with the same
+shape twice, the colours exchanged between twins, in subject-first templates.
 """
 
 from __future__ import annotations
@@ -70,9 +82,18 @@ PHRASES = {
     "inside": ("inside", "within", "enclosed by"),
     "contains": ("around", "surrounding", "enclosing"),
 }
-#: Sentence frames; {p} is the relation phrase, {a} the subject and {b} the object.
-TEMPLATES = ("The {a} is {p} the {b}.", "A {a} is {p} a {b}.", "There is a {a} {p} the {b}.",
-             "{P} the {b} is a {a}.", "In this picture the {a} is {p} the {b}.")
+#: Sentence frames; {p} is the relation phrase ({P} capitalised), {a} the subject and {b} the object.
+#: Half name the subject first, half second; in all of them both noun phrases follow "the" and the
+#: first one is followed by "is", so word bigrams tell which noun comes first but not which is the
+#: subject (a bag of words cannot read argument roles off the frame).
+TEMPLATES = ("The {a} is {p} the {b}.", "In this picture the {a} is {p} the {b}.", "Here the {a} is {p} the {b}.",
+             "{P} the {b} is the {a}.", "In this picture, {p} the {b} is the {a}.", "Here, {p} the {b} is the {a}.")
+#: Whether each template names the subject first (exactly half do).
+SUBJECT_FIRST = tuple(t.index("{a}") < t.index("{b}") for t in TEMPLATES)
+#: Subject-first templates (the converse-transfer twins use these).
+SUBJECT_FIRST_TEMPLATES = tuple(t for t, first in enumerate(SUBJECT_FIRST) if first)
+#: Chebyshev distance at or below which two objects are in the ``near`` bin.
+NEAR_MAX = 1
 VARIANTS = ("original", "swapped", "converse", "foil")
 
 
@@ -126,11 +147,55 @@ def _place(relation: str, rng: random.Random, a_obj: tuple[str, str], b_obj: tup
     raise RuntimeError(f"could not place a scene for {relation!r}")  # unreachable on a 5×5 grid
 
 
-def _caption(relation: str, a: str, b: str, rng: random.Random) -> tuple[str, int, int]:
-    t, p = rng.randrange(len(TEMPLATES)), rng.randrange(len(PHRASES[relation]))
+def _caption(relation: str, a: str, b: str, t: int, p: int) -> str:
     phrase = PHRASES[relation][p]
-    text = TEMPLATES[t].format(a=a, b=b, p=phrase, P=phrase[0].upper() + phrase[1:])
-    return text, t, p
+    return TEMPLATES[t].format(a=a, b=b, p=phrase, P=phrase[0].upper() + phrase[1:])
+
+
+def geometry(subject: SceneObject, obj: SceneObject) -> dict[str, int | str]:
+    """Scene geometry of ``subject`` relative to ``obj``: dx, dy, Chebyshev distance and its near/far bin."""
+    dx, dy = subject.x - obj.x, subject.y - obj.y
+    distance = max(abs(dx), abs(dy))
+    return {"dx": dx, "dy": dy, "distance": distance, "distance_bin": "near" if distance <= NEAR_MAX else "far"}
+
+
+def _balanced_flags(n: int, rng: random.Random) -> list[bool]:
+    """``n`` booleans in random order, exactly half True (for odd ``n`` the odd one is True or False at random)."""
+    flags = [i % 2 == 0 for i in range(n)]
+    if n % 2:
+        flags[-1] = rng.random() < 0.5
+    rng.shuffle(flags)
+    return flags
+
+
+def _foil(relation: str, a: SceneObject, b: SceneObject, rng: random.Random) -> str:
+    """A relation false of (a, b), from the same category when there is one."""
+    foils = [r for r in RELATIONS if not holds(r, a, b) and CATEGORIES[r] == CATEGORIES[relation]] or \
+            [r for r in RELATIONS if not holds(r, a, b)]
+    return rng.choice(foils)
+
+
+def _family(scene_id: str, group: str, split: str, relation: str, a: SceneObject, b: SceneObject, t: int, p: int,
+            foil: str, seed: int, origin: str) -> list[Example]:
+    """The four caption variants of one scene, all in template ``t`` with phrase index ``p``."""
+    specs = {
+        "original": (relation, a, b),
+        "swapped": (relation, b, a),
+        "converse": (CONVERSE[relation], b, a),
+        "foil": (foil, a, b),
+    }
+    scene = {"objects": [asdict(a), asdict(b)], "seed": seed}
+    out = []
+    for variant, (rel, subj, obj) in specs.items():
+        out.append(Example(
+            id=f"synthetic/{seed}/{scene_id}/{variant}", dataset="synthetic", split=split,
+            text=_caption(rel, subj.name, obj.name, t, p), relation=rel, category=CATEGORIES[rel],
+            subject=subj.name, object=obj.name, truth=holds(rel, subj, obj), image=f"synthetic:{scene_id}",
+            group=group, variant=variant, pair_id=scene_id, origin=f"{origin}#{scene_id}",
+            source={"scene": scene, "template": t, "phrase": p, "subject_first": SUBJECT_FIRST[t],
+                    "scene_relation": relation, **geometry(subj, obj)},
+        ))
+    return out
 
 
 def _split_of(scene_id: str, seed: int, objects: tuple[SceneObject, SceneObject],
@@ -163,6 +228,10 @@ def generate(n_scenes: int = 480, seed: int = 0, *, split_scheme: Literal["rando
         raise DataError(f"unknown synthetic relation(s) {unknown}; expected some of {list(RELATIONS)}")
     rng = random.Random(seed)
     heldout = heldout_combinations(seed)
+    counts = {r: len(range(k, n_scenes, len(relations))) for k, r in enumerate(relations)}
+    first = {r: _balanced_flags(counts[r], rng) for r in relations}
+    sf_templates = [t for t, f in enumerate(SUBJECT_FIRST) if f]
+    ss_templates = [t for t, f in enumerate(SUBJECT_FIRST) if not f]
     out: list[Example] = []
     for i in range(n_scenes):
         relation = relations[i % len(relations)]
@@ -177,24 +246,50 @@ def generate(n_scenes: int = 480, seed: int = 0, *, split_scheme: Literal["rando
         a, b = _place(relation, rng, a_obj, b_obj)
         scene_id = f"scene{i:05d}"
         split = _split_of(scene_id, seed, (a, b), split_scheme, heldout)
-        foils = [r for r in RELATIONS if not holds(r, a, b) and CATEGORIES[r] == CATEGORIES[relation]] or \
-                [r for r in RELATIONS if not holds(r, a, b)]
-        specs = {
-            "original": (relation, a, b),
-            "swapped": (relation, b, a),
-            "converse": (CONVERSE[relation], b, a),
-            "foil": (rng.choice(foils), a, b),
-        }
-        scene = {"objects": [asdict(a), asdict(b)], "seed": seed}
-        for variant, (rel, subj, obj) in specs.items():
-            text, t, p = _caption(rel, subj.name, obj.name, rng)
-            out.append(Example(
-                id=f"synthetic/{seed}/{scene_id}/{variant}", dataset="synthetic", split=split, text=text,
-                relation=rel, category=CATEGORIES[rel], subject=subj.name, object=obj.name,
-                truth=holds(rel, subj, obj), image=f"synthetic:{scene_id}", group=scene_id, variant=variant,
-                pair_id=scene_id, origin=f"synthetic(seed={seed})#{scene_id}",
-                source={"scene": scene, "template": t, "phrase": p, "scene_relation": relation},
-            ))
+        t = rng.choice(sf_templates if first[relation][i // len(relations)] else ss_templates)
+        p = rng.randrange(len(PHRASES[relation]))
+        out += _family(scene_id, scene_id, split, relation, a, b, t, p, _foil(relation, a, b, rng), seed,
+                       f"synthetic(seed={seed})")
+    return out
+
+
+#: Converse pairs of the converse-transfer design: (member trained on, member tested on).
+TWIN_PAIRS = (("left", "right"), ("above", "below"), ("upper-left", "lower-right"), ("upper-right", "lower-left"),
+              ("inside", "contains"))
+
+
+def generate_converse_twins(n_twins: int = 240, seed: int = 0) -> list[Example]:
+    """Twin scenes for converse transfer, deterministic by seed.
+
+    Twin k holds two scenes with the same geometry and the same shape twice in two colours,
+    exchanged between the twins ("the red circle is left of the blue circle" / "the blue circle is
+    left of the red circle"), captioned in one subject-first template (:data:`SUBJECT_FIRST_TEMPLATES`) with
+    one phrase.
+    So every caption's word unigrams and bigrams (counted with or without "a"/"the") occur in its
+    twin with the opposite geometric fact: a bag of words is at chance by construction. Relations
+    cycle through :data:`TWIN_PAIRS` (both members, so each is the scene relation as often); the
+    twins share a ``group`` and go to train or test (50/50 by a seeded hash), never both.
+    """
+    if n_twins < 1:
+        raise DataError(f"n_twins must be ≥ 1, got {n_twins}")
+    rng = random.Random(f"twins:{seed}")
+    relations = [r for pair in TWIN_PAIRS for r in pair]
+    out: list[Example] = []
+    for k in range(n_twins):
+        relation = relations[k % len(relations)]
+        shape = rng.choice(CONTAINERS if relation in ("inside", "contains") else SHAPES)
+        c1, c2 = rng.sample(list(COLOURS), 2)
+        a, b = _place(relation, rng, (c1, shape), (c2, shape))
+        group = f"twin{k:05d}"
+        h = int(hashlib.sha256(f"{seed}:{group}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+        split = "train" if h < 0.5 else "test"
+        t, p = rng.choice(SUBJECT_FIRST_TEMPLATES), rng.randrange(len(PHRASES[relation]))
+        twin_a = SceneObject(c2, shape, a.x, a.y, a.size)
+        twin_b = SceneObject(c1, shape, b.x, b.y, b.size)
+        foil = _foil(relation, a, b, rng)  # same geometry in both twins: the foil is false in both
+        for suffix, (x, y) in (("a", (a, b)), ("b", (twin_a, twin_b))):
+            out += _family(f"{group}{suffix}", group, split, relation, x, y, t, p, foil, seed,
+                           f"synthetic-twins(seed={seed})")
     return out
 
 

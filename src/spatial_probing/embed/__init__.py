@@ -13,12 +13,13 @@ __getattr__, __dir__, _ = lazy_loader.attach(__name__, submod_attrs={
     "cache": ["CacheCorruptionWarning", "EmbeddingCache", "embed_examples", "inputs_hash"],
     "config": ["BUILTIN_ENCODERS", "EncoderConfig", "get_encoder_config", "is_lexical_floor", "list_encoders", "load_registry_file", "register_encoder"],
     "encoders": ["Encoder", "EncoderInfo", "configure_threads", "load_encoder", "resolve_device", "select_layers"],
+    "lexical": ["LexicalEncoder", "fit_lexical", "noun_slots"],
     "resolve": ["ModelNotFoundError", "hash_model_dir", "resolve_model"],
 })
 
 __all__ = [
     "BUILTIN_ENCODERS", "CacheCorruptionWarning", "EmbeddingCache", "Encoder", "EncoderConfig", "EncoderInfo",
-    "ModelNotFoundError", "configure_threads", "embed_examples", "get_encoder_config", "hash_model_dir",
-    "inputs_hash", "is_lexical_floor", "list_encoders", "load_encoder", "load_registry_file", "register_encoder", "resolve_device",
+    "LexicalEncoder", "ModelNotFoundError", "configure_threads", "fit_lexical", "embed_examples", "get_encoder_config", "hash_model_dir",
+    "inputs_hash", "is_lexical_floor", "list_encoders", "load_encoder", "load_registry_file", "noun_slots", "register_encoder", "resolve_device",
     "resolve_model", "select_layers",
 ]

@@ -25,6 +25,7 @@ import numpy as np
 
 from spatial_probing.data.schema import Example
 from spatial_probing.embed.encoders import Encoder, select_layers
+from spatial_probing.embed.lexical import LexicalEncoder
 from spatial_probing.io import atomic_path, atomic_write_json, sha256_bytes, sha256_file, sha256_texts
 
 _PREFIX = 20
@@ -127,6 +128,8 @@ def inputs_hash(examples: Sequence[Example], encoder: Encoder, *,
     if encoder.config.modality in ("image", "text+image"):
         memo: dict[str, str] = {}
         parts["images"] = sha256_texts(_image_key(e, image_dir, memo) for e in examples)
+    if isinstance(encoder, LexicalEncoder):  # order: also reads each example's subject and object
+        parts["lexical"] = sha256_texts(encoder.input_keys(examples))
     return sha256_bytes(json.dumps(parts, sort_keys=True).encode("utf-8"))
 
 
@@ -164,7 +167,10 @@ def embed_examples(examples: Sequence[Example], encoder: Encoder, *, layers: str
                 if e.image not in opened:
                     opened[e.image] = open_image(e, image_dir)
             images = [opened[e.image] for e in examples]
-        computed = encoder.encode(texts, images, layers=missing, show_progress=show_progress)
+        if isinstance(encoder, LexicalEncoder):
+            computed = encoder.encode_examples(examples, layers=missing, show_progress=show_progress)
+        else:
+            computed = encoder.encode(texts, images, layers=missing, show_progress=show_progress)
         if cache is not None:
             encoder_json = cache.root / fp[:_PREFIX] / "encoder.json"
             if not encoder_json.exists():

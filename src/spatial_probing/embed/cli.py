@@ -31,11 +31,14 @@ def embed(
     variant: Annotated[Optional[str], typer.Option(help="VSR random|zeroshot; StepGame clean|noise|"
                                                    "train_version; synthetic caption variant.")] = None,
     registry: Annotated[Optional[Path], typer.Option(help="YAML file of extra encoder configs to register.")] = None,
+    precision: Annotated[str, typer.Option("--precision", help="fp32 | bf16 | int8 (opt-in, faster on CPUs with "
+                                           "AVX-512 BF16 / VNNI; part of the cache key).")] = "fp32",
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
 ) -> None:
     """Embed a dataset with an encoder (every requested layer, one pass) into the content-keyed cache."""
     from spatial_probing.data import DataError, load_dataset
     from spatial_probing.embed import (
+        LexicalEncoder,
         ModelNotFoundError,
         embed_examples,
         get_encoder_config,
@@ -52,7 +55,14 @@ def embed(
         examples = load_dataset(dataset, data_dir=data_dir, split=split, variant=variant)
         if not examples:
             raise DataError(f"no {dataset} examples for split={split!r}, variant={variant!r}")
-        enc = load_encoder(config, model_path=model_path, device=device, batch_size=batch_size)
+        enc = load_encoder(config, model_path=model_path, device=device, batch_size=batch_size, precision=precision)
+        if isinstance(enc, LexicalEncoder):  # bow:, order: learn their vocabulary from the training split only
+            train = [e for e in examples if e.split == "train"] if split in (None, "train") else \
+                load_dataset(dataset, data_dir=data_dir, split="train", variant=variant)
+            if not train:
+                raise DataError(f"{encoder} is fitted on the training split, but {dataset} (variant={variant!r}) "
+                                f"has no 'train' examples")
+            enc.fit(train)
         start = time.perf_counter()
         arrays = embed_examples(examples, enc, layers=layers, cache_dir=out, image_dir=image_dir,
                                 show_progress=not quiet)
@@ -61,7 +71,8 @@ def embed(
         ih = inputs_hash(examples, enc, image_dir=image_dir)
     except (DataError, ModelNotFoundError, KeyError, ValueError) as err:
         fail(err)
-    slug = re.sub(r"[^A-Za-z0-9_.+-]+", "_", f"{dataset}-{variant or 'default'}-{split or 'all'}-{encoder}")
+    slug = re.sub(r"[^A-Za-z0-9_.+-]+", "_", f"{dataset}-{variant or 'default'}-{split or 'all'}-{encoder}"
+                  + ("" if precision == "fp32" else f"-{precision}"))
     manifest = {
         "dataset": dataset, "variant": variant, "split": split, "n_examples": len(examples),
         "example_ids_sha256": sha256_texts(e.id for e in examples),

@@ -4,7 +4,9 @@ An encoder is chosen by name everywhere (CLI, probe configs, the grounding lab).
 Names resolve to an :class:`EncoderConfig`; two prefixes build controls from any
 registered name: ``random-init:NAME`` (same architecture, weights re-initialised
 with a fixed seed) and ``static:NAME`` (mean of the input token embeddings).
-A local model directory given as the name also works.
+A local model directory, or a Hugging Face hub id (``org/name``, ``name``; ``@REVISION`` pins a
+revision, ``#image`` / ``#text+image`` pick a CLIP model's towers) given as the name also works: its
+kind is read from the model's files, and it is pooled as the registry's encoders of that kind.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-Kind = Literal["sbert", "hf", "clip"]
+from spatial_probing.errors import UnknownNameError
+
+Kind = Literal["sbert", "hf", "clip", "lexical"]
 Modality = Literal["text", "image", "text+image"]
-Pooling = Literal["mean", "cls", "eos", "sentence", "static"]
-Control = Literal["random-init", "static"]
+Pooling = Literal["mean", "cls", "eos", "sentence", "static", "lexical"]
+Control = Literal["random-init", "static", "bow", "order"]
 
 CONTROL_PREFIXES: tuple[Control, ...] = ("random-init", "static")
 
@@ -89,6 +93,9 @@ class EncoderConfig(BaseModel):
             raise ValueError(f"encoder {self.name!r}: the static control needs a text encoder, not {self.modality!r}")
         if (self.control == "static") != (self.pooling == "static"):
             raise ValueError(f"encoder {self.name!r}: pooling 'static' goes with control 'static' and only with it")
+        if len({self.kind == "lexical", self.pooling == "lexical", self.control in ("bow", "order")}) != 1:
+            raise ValueError(f"encoder {self.name!r}: kind 'lexical', pooling 'lexical' and control 'bow'/'order' "
+                             f"go together (the lexical-floor encoders bow: and order:)")
 
 
 _CLIP = "openai/clip-vit-base-patch32"
@@ -112,6 +119,14 @@ BUILTIN_ENCODERS: tuple[EncoderConfig, ...] = (
 )
 
 _REGISTRY: dict[str, EncoderConfig] = {c.name: c for c in BUILTIN_ENCODERS}
+
+#: The lexical-floor encoders (no weights; fitted on a unit's training split, see ``embed/lexical.py``).
+LEXICAL_ENCODERS: dict[str, EncoderConfig] = {c.name: c for c in (
+    EncoderConfig(name="bow:", kind="lexical", model_id="bow:", pooling="lexical", control="bow",
+                  description="bag of words: unigram + bigram counts, vocabulary of the training split"),
+    EncoderConfig(name="order:", kind="lexical", model_id="order:", pooling="lexical", control="order",
+                  description="word order slots: one-hot of the item in the first and in the second noun slot"),
+)}
 
 
 def register_encoder(config: EncoderConfig, *, overwrite: bool = False) -> EncoderConfig:
@@ -147,17 +162,90 @@ def infer_kind(model_dir: str | Path) -> Kind:
                      f"found; expected a saved model folder")
 
 
-def _config_for_dir(model_dir: Path) -> EncoderConfig:
+def _config_for_dir(model_dir: Path, *, name: str | None = None, model_id: str | None = None,
+                    revision: str | None = None, modality: Modality = "text") -> EncoderConfig:
+    """A config for the model saved in ``model_dir``, its kind read from the folder's files and pooled as
+    the registry's encoders of that kind are (mean for SBERT and plain transformers; CLIP text at the
+    end-of-text token, CLIP images at the class token)."""
     kind = infer_kind(model_dir)
-    pooling: Pooling = "eos" if kind == "clip" else "mean"
-    return EncoderConfig(name=str(model_dir), kind=kind, model_id=str(model_dir), pooling=pooling)
+    if modality != "text" and kind != "clip":
+        raise ValueError(f"encoder {name or str(model_dir)!r}: modality {modality!r} needs a CLIP model, but "
+                         f"{model_dir} holds a {kind} model")
+    pooling: Pooling = "mean" if kind != "clip" else ("cls" if modality == "image" else "eos")
+    return EncoderConfig(name=name or str(model_dir), kind=kind, model_id=model_id or str(model_dir),
+                         revision=revision, modality=modality, pooling=pooling)
 
 
-def get_encoder_config(name: str) -> EncoderConfig:
-    """The config for a registered name, a ``random-init:`` / ``static:`` control of one, or a local folder."""
+_MODALITIES: tuple[Modality, ...] = ("text", "image", "text+image")
+
+
+def split_encoder_spec(name: str) -> tuple[str, str | None, Modality]:
+    """``MODEL[@REVISION][#MODALITY]`` → (model, revision or None, modality; ``text`` by default).
+
+    ``@`` pins a hub revision (branch, tag or commit); ``#image`` / ``#text+image`` read a CLIP model's
+    image tower or both towers (``#text``, the default, its text tower).
+    """
+    base, _, modality = name.partition("#")
+    if modality and modality not in _MODALITIES:
+        raise ValueError(f"encoder {name!r}: unknown modality {modality!r} after '#'; expected one of "
+                         f"{', '.join(_MODALITIES)}")
+    base, at, revision = base.partition("@")
+    if not base or (at and not revision):
+        raise ValueError(f"encoder {name!r}: expected MODEL[@REVISION][#MODALITY] with a non-empty model and revision")
+    return base, revision or None, modality or "text"  # type: ignore[return-value]
+
+
+def _hub_config(name: str, model_path: str | Path | None) -> EncoderConfig:
+    """The config of a Hugging Face hub id (``org/name`` or ``name``, optionally ``@REVISION`` / ``#MODALITY``),
+    its kind read from the files in ``model_path``, the Hugging Face cache or (if reachable) the hub.
+
+    A plain ``name`` that cannot be found that way is an :class:`UnknownNameError` (most likely a typo of a
+    registered name; the message suggests close ones); an ``org/name`` id is a ``ModelNotFoundError`` that
+    says how to provide the weights.
+    """
+    from spatial_probing.embed.resolve import ModelNotFoundError, _looks_like_path, resolve_model
+
+    base, revision, modality = split_encoder_spec(name)
+    if base in _REGISTRY:
+        if modality != "text" or revision is None:
+            raise ValueError(f"encoder {name!r}: a registered encoder takes only @REVISION, not #MODALITY "
+                             f"(the registry has e.g. clip-image, clip-text+image)")
+        return EncoderConfig(**{**_REGISTRY[base].model_dump(), "name": name, "revision": revision})
+    if model_path is not None and Path(model_path).expanduser().is_dir():
+        return _config_for_dir(Path(model_path).expanduser(), name=name, model_id=base, revision=revision,
+                               modality=modality)
+    local = Path(base).expanduser()
+    if local.is_dir():
+        return _config_for_dir(local, name=name, revision=revision, modality=modality)
+    unknown = UnknownNameError(
+        "encoder", name, list_encoders(),
+        hint="not registered, not a local model folder, and not a Hugging Face model id found in the cache "
+             "or on the hub; controls are spelled random-init:NAME and static:NAME")
+    if _looks_like_path(base):
+        raise ModelNotFoundError(f"encoder {name!r}: local model folder {local} does not exist; expected a saved "
+                                 f"model folder (config.json, or modules.json for sentence-transformers)")
+    try:  # the Hugging Face cache, then the hub if it answers
+        resolved = resolve_model(base, revision=revision)
+    except ModelNotFoundError:
+        if "/" in base:  # surely meant as a hub id: say how to provide its weights
+            raise
+        raise unknown from None
+    return _config_for_dir(resolved.path, name=name, model_id=base, revision=revision, modality=modality)
+
+
+def get_encoder_config(name: str, *, model_path: str | Path | None = None) -> EncoderConfig:
+    """The config for a registered name, a ``random-init:`` / ``static:`` control of one, a lexical-floor encoder
+    (``bow:``, ``order:``), a local folder, or a Hugging Face hub id (``sentence-transformers/all-mpnet-base-v2``, ``bert-base-uncased``).
+
+    ``NAME@REVISION`` pins a hub revision; ``#image`` / ``#text+image`` pick a CLIP model's towers. A hub id's
+    kind (sbert, hf, clip) comes from its files: those in ``model_path`` when given, else the Hugging Face cache,
+    else the hub when it is reachable.
+    """
+    if name in LEXICAL_ENCODERS:
+        return LEXICAL_ENCODERS[name]
     for prefix in CONTROL_PREFIXES:
         if name.startswith(prefix + ":"):
-            base = get_encoder_config(name[len(prefix) + 1:])
+            base = get_encoder_config(name[len(prefix) + 1:], model_path=model_path)
             if base.control is not None:
                 raise ValueError(f"{name!r}: controls do not nest (base {base.name!r} is already a control)")
             extra = {"pooling": "static"} if prefix == "static" else {}
@@ -167,8 +255,7 @@ def get_encoder_config(name: str) -> EncoderConfig:
     path = Path(name).expanduser()
     if path.is_dir():
         return _config_for_dir(path)
-    raise KeyError(f"unknown encoder {name!r}: not registered and not a local model folder; registered: "
-                   f"{', '.join(list_encoders())} (controls: random-init:NAME, static:NAME)")
+    return _hub_config(name, model_path)
 
 
 def load_registry_file(path: str | Path, *, overwrite: bool = False) -> list[EncoderConfig]:

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from spatial_probing.device import configure_threads, resolve_device
 from spatial_probing.embed.config import EncoderConfig, get_encoder_config, infer_kind
+from spatial_probing.embed.precision import apply_precision, check_precision
 from spatial_probing.embed.resolve import ModelNotFoundError, ResolvedModel, hash_model_dir, resolve_model
 from spatial_probing.io import sha256_bytes
 
@@ -60,6 +61,8 @@ class EncoderInfo(BaseModel):
     control: str | None
     seed: int | None
     layer_dims: dict[str, int]
+    precision: str = "fp32"
+    kernel: str | None = None  # which kernel computed the embeddings (None: the model was not loaded)
 
 
 # ---------------------------------------------------------------------------------------- helpers
@@ -147,9 +150,10 @@ class Encoder(ABC):
     """
 
     def __init__(self, config: EncoderConfig, resolved: ResolvedModel, *, device: str | torch.device,
-                 batch_size: int = 32, num_threads: int | None = None) -> None:
+                 batch_size: int = 32, num_threads: int | None = None, precision: str = "fp32") -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.precision, self.kernel = check_precision(precision), None
         self.config, self.resolved, self.batch_size = config, resolved, batch_size
         self._device_request, self._device, self._num_threads = device, None, num_threads
         if device not in ("auto", "cpu"):  # an explicit accelerator that is absent is an error now, not later
@@ -213,7 +217,8 @@ class Encoder(ABC):
             revision=self.resolved.revision, weights_hash=self.weights_hash(), dim=self.layer_dim(default),
             n_layers=self.n_layers, pooling=self.config.pooling, modality=self.config.modality,
             control=self.config.control, seed=self.config.seed if self.config.control == "random-init" else None,
-            layer_dims={n: self.layer_dim(n) for n in self.layer_names})
+            layer_dims={n: self.layer_dim(n) for n in self.layer_names}, precision=self.precision,
+            kernel=self.kernel)
 
     def fingerprint(self, *, memo_file: str | os.PathLike[str] | None = None) -> str:
         """Identity of the embeddings this encoder produces: weights, pooling, control, seed, library versions.
@@ -230,6 +235,8 @@ class Encoder(ABC):
             "versions": {"torch": version("torch").split("+")[0], "transformers": version("transformers"),
                          "sentence_transformers": version("sentence-transformers")},
         }
+        if self.precision != "fp32":  # fp32 keys stay as they were
+            ident["precision"] = self.precision
         return sha256_bytes(json.dumps(ident, sort_keys=True).encode("utf-8"))
 
     def encode(self, texts: Sequence[str] | None = None, images: Sequence[Any] | None = None, *,
@@ -261,6 +268,7 @@ class Encoder(ABC):
         wanted = select_layers(layers, self.layer_names)
         if self._model is None:
             self._load()
+            self.kernel = apply_precision(self._model, self.precision, self.device)
         out = self._encode(text_list, image_list, wanted, show_progress)
         return {k: out[k] for k in wanted}
 
@@ -318,7 +326,7 @@ class _TextEncoder(Encoder):
         for layer in layers:
             if not layer.isdigit():
                 continue
-            h = hidden[int(layer)]
+            h = hidden[int(layer)].float()  # pool in float32 whatever the model's precision
             if pooling == "mean":
                 out[layer] = _masked_mean(h, mask)
             elif pooling == "cls":
@@ -592,13 +600,23 @@ class StaticEncoder(_TextEncoder):
 
 def load_encoder(name_or_config: str | EncoderConfig, *, model_path: str | os.PathLike[str] | None = None,
                  device: str | torch.device = "auto", batch_size: int = 32,
-                 num_threads: int | None = None) -> Encoder:
-    """Build an encoder by registry name, control name (``random-init:NAME``, ``static:NAME``), folder or config.
+                 num_threads: int | None = None, precision: str = "fp32") -> Encoder:
+    """Build an encoder by registry name, control name (``random-init:NAME``, ``static:NAME``), lexical-floor name
+    (``bow:``, ``order:``; fit it on training examples before embedding), folder, Hugging Face hub id
+    (``org/name[@REVISION]``) or config.
 
     ``model_path`` points at local weights instead of the hub id (for offline use). Files are found
-    (or a clear :class:`ModelNotFoundError` raised) now; weights load on the first ``encode``.
+    (or a clear :class:`ModelNotFoundError` raised) now; weights load on the first ``encode``. ``precision``
+    (``fp32`` | ``bf16`` | ``int8``, :mod:`spatial_probing.embed.precision`) is applied when the weights load.
     """
-    config = get_encoder_config(name_or_config) if isinstance(name_or_config, str) else name_or_config
+    config = get_encoder_config(name_or_config, model_path=model_path) if isinstance(name_or_config, str) \
+        else name_or_config
+    if config.kind == "lexical":  # bow:, order: — no weights; fitted on a training split before use
+        from spatial_probing.embed.lexical import build_lexical_encoder
+
+        if model_path is not None:
+            raise ValueError(f"encoder {config.name!r} has no weights: model_path={str(model_path)!r} does not apply")
+        return build_lexical_encoder(config)
     resolved = resolve_model(config.model_id, revision=config.revision, model_path=model_path,
                              fallback_package=config.fallback_package)
     kind = infer_kind(resolved.path)
@@ -610,4 +628,4 @@ def load_encoder(name_or_config: str | EncoderConfig, *, model_path: str | os.Pa
         cls = StaticEncoder
     else:
         cls = {"sbert": SBERTEncoder, "hf": HFEncoder, "clip": CLIPEncoder}[config.kind]
-    return cls(config, resolved, device=device, batch_size=batch_size, num_threads=num_threads)
+    return cls(config, resolved, device=device, batch_size=batch_size, num_threads=num_threads, precision=precision)

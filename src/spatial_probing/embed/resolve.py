@@ -29,8 +29,35 @@ _UNHASHED_NAMES = {"README.md", ".gitattributes", "desktop.ini"}
 _SHA256_NAME = re.compile(r"^[0-9a-f]{64}$")
 
 
+#: How the library tells a caller to provide weights; the ``run`` command says it with ``model_paths:`` instead.
+MODEL_PATH_HOW = "with --model-path DIR (Python: load_encoder(..., model_path=DIR))"
+
+
 class ModelNotFoundError(FileNotFoundError):
-    """An encoder's weights are neither local, cached, nor downloadable right now."""
+    """An encoder's weights are neither local, cached, nor downloadable right now.
+
+    ``problem`` says what was looked for; the message ends with how to provide the weights, which
+    :meth:`provide_with` rephrases for the command that was run (``--model-path`` or ``model_paths:``).
+    """
+
+    def __init__(self, problem: str, *, model_id: str | None = None, hint: str = "",
+                 how: str = MODEL_PATH_HOW) -> None:
+        self.problem, self.model_id, self.hint = problem, model_id, hint
+        remedy = "" if model_id is None else (
+            f" Provide the weights {how}, where DIR is a saved model folder (e.g. from `hf download {model_id} "
+            f"--local-dir DIR` on a machine with internet; ../shared/tools/get-models.sh DIR assembles "
+            f"all-mpnet-base-v2 and all-MiniLM-L6-v2){hint}.")
+        super().__init__(problem + remedy)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+    def provide_with(self, how: str) -> ModelNotFoundError:
+        """The same error, telling the user to provide the weights ``how`` (e.g. with the run config's
+        ``model_paths:``); errors without a remedy come back unchanged."""
+        if self.model_id is None:
+            return self
+        return ModelNotFoundError(self.problem, model_id=self.model_id, hint=self.hint, how=how)
 
 
 @dataclass(frozen=True)
@@ -147,10 +174,8 @@ def resolve_model(model_id: str, *, revision: str | None = None, model_path: str
             if fallback_package else "")
     raise ModelNotFoundError(
         f"cannot load model {model_id!r}{f' (revision {revision})' if revision else ''}: it is not a local folder, "
-        f"not in the Hugging Face cache ({constants.HF_HUB_CACHE}), and the hub is unreachable ({reason}). "
-        f"Provide the weights with --model-path DIR (Python: load_encoder(..., model_path=DIR)), where DIR is a "
-        f"saved model folder (e.g. from `hf download {model_id} --local-dir DIR` on a machine with internet; "
-        f"../shared/tools/get-models.sh DIR assembles all-mpnet-base-v2 and all-MiniLM-L6-v2){hint}.")
+        f"not in the Hugging Face cache ({constants.HF_HUB_CACHE}), and the hub is unreachable ({reason}).",
+        model_id=model_id, hint=hint)
 
 
 # ---------------------------------------------------------------------------------------- hashing

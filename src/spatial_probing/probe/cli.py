@@ -44,16 +44,23 @@ def probe(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
     """Probe TASK on every layer of each ENCODER with controls, CIs, MDL and paired comparisons."""
+    from spatial_probing.pipeline import RunConfig, check_run_config
     from spatial_probing.probe.engine import ProbeSettings
     from spatial_probing.probe.runner import UnitConfig, run_units
     from spatial_probing.probe.tasks import get_task
 
     try:
         get_task(task)
+        paths_by_encoder = _model_paths(model_path, encoder)
+        check_run_config(RunConfig(  # the same up-front checks as `run` (encoders, layers, model paths, device)
+            out=out, tasks=[task], encoders=list(encoder), probes=[probe_kind], layers=layers, split=split,
+            seeds=list(range(seeds)), device=device, model_paths=paths_by_encoder, max_train=max_train,
+            max_test=max_test, data_dir=data_dir, image_dir=image_dir, rsa=None, report=False),
+            weights_how=lambda name: f"with --model-path {name}=DIR (or --model-path DIR for one encoder)")
         settings = ProbeSettings(probe=probe_kind, seeds=tuple(range(seeds)), device=device)
         configs = [UnitConfig(task=task, encoder=e, split=split, layers=layers, settings=settings,
                               max_train=max_train, max_test=max_test) for e in encoder]
-        paths = run_units(configs, out, data_dir=data_dir, model_paths=_model_paths(model_path, encoder),
+        paths = run_units(configs, out, data_dir=data_dir, model_paths=paths_by_encoder,
                           cache_dir=cache_dir, image_dir=image_dir, command=shlex.join(sys.argv),
                           log=typer.echo, show_progress=not quiet)
     except (ValueError, DataError, FileNotFoundError) as err:
@@ -72,8 +79,10 @@ def probe_tasks() -> None:
 def run_config(config: Path = typer.Argument(..., help="Run config YAML (tasks, encoders, probes, seeds, paths)."),
                quiet: bool = typer.Option(False, "--quiet", help="No progress bars.")) -> None:
     """Run data → embed → probe → RSA → report for every combination in CONFIG; resumes finished units."""
-    from spatial_probing.pipeline import load_run_config, run
+    from spatial_probing.pipeline import check_run_config, load_run_config, run
 
     with exit_on(ValueError, DataError, FileNotFoundError):
-        paths = run(load_run_config(config), command=shlex.join(sys.argv), log=typer.echo, show_progress=not quiet)
+        loaded = load_run_config(config)
+        check_run_config(loaded, source=config)  # every problem at once, before anything is written
+        paths = run(loaded, command=shlex.join(sys.argv), log=typer.echo, show_progress=not quiet)
     typer.echo(f"wrote {paths['results']}, {paths['comparisons']}, {paths['manifest']}")

@@ -5,7 +5,12 @@ only score on it by memorising types. For sentence-level tasks the type is a lex
 declares — for VSR and StepGame the (subject, object) pair, for synthetic argument order the
 ordered object pair, for SpartQA the story — and its control label is drawn from the task's
 training label distribution by a hash of ``(seed, type)``: the same type always gets the same
-label within a seed, in train and test alike. Selectivity = task accuracy − control accuracy.
+label within a seed, in train and test alike. Selectivity = task accuracy − control accuracy, on the test
+items whose type occurs in training (a probe can only memorise types it saw); when fewer than
+:data:`MIN_CONTROL_OVERLAP` of the test items have a seen type, selectivity is not interpretable.
+
+Baselines: the training majority label, the test set's own majority rate, and caption memorisation
+(:func:`memorisation_predictions`: the label an identical training caption had).
 """
 
 from __future__ import annotations
@@ -48,3 +53,26 @@ def majority_label(train_labels: Sequence[str]) -> str:
 def chance_level(n_classes: int) -> float:
     """Uniform-guessing accuracy, 1 / #classes."""
     return 1.0 / n_classes
+
+
+#: Below this share of test items whose control type occurs in training, selectivity is not interpretable:
+#: the control is then mostly scored on types the probe never saw, where it can only guess.
+MIN_CONTROL_OVERLAP = 0.5
+
+
+def seen_in_training(train_types: Sequence[str], test_types: Sequence[str]) -> np.ndarray:
+    """Per test item, whether its control type occurs among the training items' types."""
+    seen = set(train_types)
+    return np.array([t in seen for t in test_types], dtype=bool)
+
+
+def memorisation_predictions(train_texts: Sequence[str], train_labels: Sequence[str],
+                             test_texts: Sequence[str]) -> np.ndarray:
+    """Caption-memorisation baseline: per test text, the majority training label of the identical training text
+    (case and surrounding space ignored); a text never seen in training gets the overall training majority."""
+    by_text: dict[str, list[str]] = {}
+    for text, label in zip(train_texts, train_labels):
+        by_text.setdefault(text.strip().lower(), []).append(label)
+    fallback = majority_label(list(train_labels))
+    table = {t: majority_label(labels) for t, labels in by_text.items()}
+    return np.asarray([table.get(t.strip().lower(), fallback) for t in test_texts], dtype=object)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tqdm.auto import tqdm
 
 from spatial_probing.device import resolve_device
@@ -22,7 +22,7 @@ from spatial_probing.probe.batched import covariance_basis, fit_softmax_batched,
 from spatial_probing.probe.controls import control_labels
 from spatial_probing.probe.estimators import DEFAULT_CS, MLPProbe, check_probe_inputs
 from spatial_probing.probe.mdl import online_codelength
-from spatial_probing.probe.splits import inner_fold_masks
+from spatial_probing.probe.splits import inner_concept_masks, inner_fold_masks
 
 
 class ProbeSettings(BaseModel):
@@ -57,6 +57,21 @@ class ProbeSettings(BaseModel):
     n_boot: int = Field(default=1000, ge=100)
     device: str = "auto"
 
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds: tuple[int, ...]) -> tuple[int, ...]:
+        if len(set(seeds)) != len(seeds) or min(seeds) < 0:
+            raise ValueError(f"expected distinct seeds >= 0 (a repeat would be counted twice in every mean), "
+                             f"got {list(seeds)}")
+        return seeds
+
+    @field_validator("Cs")
+    @classmethod
+    def _positive_cs(cls, Cs: tuple[float, ...]) -> tuple[float, ...]:
+        if not all(np.isfinite(c) and c > 0 for c in Cs):
+            raise ValueError(f"expected inverse L2 strengths > 0, got {list(Cs)}")
+        return Cs
+
 
 @dataclass
 class LayerSeedResult:
@@ -75,14 +90,34 @@ class LayerSeedResult:
     mdl_compression: float = float("nan")
 
 
+def _check_lengths(X_train: Mapping[str, np.ndarray], X_test: Mapping[str, np.ndarray], y_train: np.ndarray,
+                   per_item: Mapping[str, Sequence]) -> None:
+    """Every per-item argument as long as the rows it describes; the message names both arguments and lengths."""
+    n_train, n_test = len(y_train), None
+    for layer in X_train:
+        if len(X_train[layer]) != n_train:
+            raise ValueError(f"X_train[{layer!r}] has {len(X_train[layer])} rows but y_train has {n_train} labels; "
+                             f"they must match (one label per training row)")
+        if n_test is None:
+            n_test = len(X_test[layer])
+        elif len(X_test[layer]) != n_test:
+            raise ValueError(f"X_test[{layer!r}] has {len(X_test[layer])} rows but X_test[{next(iter(X_test))!r}] "
+                             f"has {n_test}; every layer must hold the same test items")
+    for name, values in per_item.items():
+        n, of = (n_train, "y_train (training labels)") if name.endswith("_train") else (n_test, "X_test (test rows)")
+        if len(values) != n:
+            raise ValueError(f"{name} has {len(values)} entries but {of} has {n}; they must match one to one")
+
+
 def _check_inputs(X_train: Mapping[str, np.ndarray], X_test: Mapping[str, np.ndarray], y_train: np.ndarray,
-                  groups: Sequence, settings: ProbeSettings) -> None:
+                  groups: Sequence, settings: ProbeSettings, control_types_train: Sequence = (),
+                  control_types_test: Sequence = ()) -> None:
     if not X_train:
         raise ValueError("no layers to probe")
     if set(X_train) != set(X_test):
         raise ValueError(f"train and test layers differ: {sorted(X_train)} vs {sorted(X_test)}")
-    if len(groups) != len(y_train):
-        raise ValueError(f"{len(groups)} groups for {len(y_train)} training labels")
+    _check_lengths(X_train, X_test, y_train, {"groups_train": groups, "control_types_train": control_types_train,
+                                              "control_types_test": control_types_test})
     n_folds = settings.inner_folds if len(settings.Cs) > 1 else None
     for layer in X_train:
         check_probe_inputs(X_train[layer], y_train, n_folds=n_folds, where=f"layer {layer} (train)")
@@ -124,6 +159,7 @@ def _val_accuracy(X: np.ndarray, W: np.ndarray, b: np.ndarray, Y: np.ndarray, va
 def probe_arrays(X_train: Mapping[str, np.ndarray], y_train: Sequence[str], X_test: Mapping[str, np.ndarray], *,
                  groups_train: Sequence[str], control_types_train: Sequence[str],
                  control_types_test: Sequence[str], settings: ProbeSettings = ProbeSettings(),
+                 concepts_train: Sequence[tuple[str, str]] | None = None,
                  show_progress: bool = False) -> list[LayerSeedResult]:
     """Fit task and control probes on every layer for every seed; predict the test items.
 
@@ -132,9 +168,11 @@ def probe_arrays(X_train: Mapping[str, np.ndarray], y_train: Sequence[str], X_te
         y_train: training labels (strings).
         groups_train: leakage groups of the training items (inner CV never splits one).
         control_types_train, control_types_test: the control task's type of each item.
+        concepts_train: (subject, object) concepts of the training items: when given, inner CV is grouped by
+            concept (:func:`~spatial_probing.probe.splits.inner_concept_masks`) instead of by ``groups_train``.
     """
     y_train = np.asarray(y_train, dtype=object)
-    _check_inputs(X_train, X_test, y_train, groups_train, settings)
+    _check_inputs(X_train, X_test, y_train, groups_train, settings, control_types_train, control_types_test)
     classes = np.array(sorted(set(y_train.tolist())), dtype=object)
     index = {c: i for i, c in enumerate(classes)}
     K = len(classes)
@@ -161,10 +199,15 @@ def probe_arrays(X_train: Mapping[str, np.ndarray], y_train: Sequence[str], X_te
     if len(Cs) > 1:  # stage 1: inner CV along the C path, every (label set, fold) as one batched problem set
         F = settings.inner_folds
         # the same folds for every seed, so the task probe's problems are identical across seeds and fitted once
-        masks = inner_fold_masks(y_train, groups_train, n_folds=F, seed=seeds[0])
+        if concepts_train is not None:
+            train_m, val_m = inner_concept_masks(concepts_train, n_folds=F, seed=seeds[0])
+        else:
+            train_m = inner_fold_masks(y_train, groups_train, n_folds=F, seed=seeds[0])
+            val_m = ~train_m
         probs = [(j, f) for j in range(J) for f in range(F)]
         Y1 = np.stack([Yint[j] for j, _ in probs])
-        M1 = np.stack([masks[f] for _, f in probs])
+        M1 = np.stack([train_m[f] for _, f in probs])
+        V1 = np.stack([val_m[f] for _, f in probs])
         acc = np.zeros((L, J, F, len(Cs)))
         fold_mean: list[tuple[np.ndarray, np.ndarray]] = []  # per C: the folds' mean solution, a refit's warm start
         start = None
@@ -173,11 +216,11 @@ def probe_arrays(X_train: Mapping[str, np.ndarray], y_train: Sequence[str], X_te
             W, b = fit_softmax_batched(basis, np.broadcast_to(Y1, (L, *Y1.shape)), n_classes=K, C=C,
                                        weights=np.broadcast_to(M1, (L, *M1.shape)), max_iter=settings.max_iter,
                                        device=settings.device, init=start)
-            acc[..., ci] = _val_accuracy(Xtr, W, b, Y1, ~M1, settings.device).reshape(L, J, F)
+            acc[..., ci] = _val_accuracy(Xtr, W, b, Y1, V1, settings.device).reshape(L, J, F)
             fold_mean.append((W.reshape(L, J, F, *W.shape[2:]).mean(2), b.reshape(L, J, F, -1).mean(2)))
             start = (W, b)
             bar.update()
-        val_n = (~masks).sum(1)  # pooled over folds
+        val_n = val_m.sum(1)  # pooled over folds
         pooled = (acc * val_n[None, None, :, None]).sum(2) / val_n.sum()
         best = pooled.argmax(-1)  # first maximum: the smallest C (strongest penalty) wins ties
         best_C, cv_acc = Cs[best], np.take_along_axis(pooled, best[..., None], -1)[..., 0]

@@ -23,8 +23,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from spatial_probing.data.schema import Example
 from spatial_probing.io import atomic_path, atomic_write_json, package_versions, sha256_bytes, sha256_texts
-from spatial_probing.probe.controls import chance_level, majority_label
+from spatial_probing.probe.controls import (
+    MIN_CONTROL_OVERLAP,
+    chance_level,
+    majority_label,
+    memorisation_predictions,
+    seen_in_training,
+)
 from spatial_probing.probe.engine import LayerSeedResult, ProbeSettings, probe_arrays
+from spatial_probing.probe.floor import format_floor_table
 from spatial_probing.probe.splits import outer_folds, overlap_report
 from spatial_probing.probe.stats import bootstrap_mean, bootstrap_metric, holm, mcnemar_exact, paired_permutation
 from spatial_probing.probe.tasks import ProbeItems, get_task
@@ -32,6 +39,11 @@ from spatial_probing.probe.tasks import ProbeItems, get_task
 RESULT_COLUMNS = ["dataset", "task", "encoder", "layer", "probe", "seed", "split", "subset_kind", "subset", "metric",
                   "value", "ci_low", "ci_high", "n_test"]
 KEY_COLUMNS = ["dataset", "task", "encoder", "layer", "probe", "seed"]
+
+#: Version of how probe and RSA parts are computed from the same config, weights and data. Bump it with any
+#: change that alters their numbers (an estimator, a metric, an interval, pooling of folds), so a resumed run
+#: recomputes its finished parts instead of mixing old and new results.
+PROBE_FORMAT_VERSION = 3  # 3: selectivity on seen control types; memorisation, overlap, below-chance rows
 COMPARISON_COLUMNS = ["dataset", "task", "layer_a", "layer_b", "probe", "encoder_a", "encoder_b", "selection",
                       "subset_kind", "subset", "acc_a", "acc_b", "diff", "mcnemar_p", "permutation_p", "p_holm", "n"]
 
@@ -82,44 +94,79 @@ def cap_examples(examples: list[Example], max_items: int | None, seed: int) -> l
 
 
 def _bootstrap_rows(base: dict[str, Any], y_true: np.ndarray, y_pred: np.ndarray, c_true: np.ndarray,
-                    c_pred: np.ndarray, majority: str, n_boot: int, seed: int) -> list[dict[str, Any]]:
+                    c_pred: np.ndarray, majority: str, n_boot: int, seed: int, *, seen: np.ndarray,
+                    chance: float, fixed: Sequence[tuple[str, tuple[float, float, float]]] = ()
+                    ) -> list[dict[str, Any]]:
     n = len(y_true)
     rows = []
+    nan3 = (float("nan"),) * 3
 
-    def add(metric: str, value: float, lo: float = float("nan"), hi: float = float("nan")) -> None:
-        rows.append({**base, "metric": metric, "value": value, "ci_low": lo, "ci_high": hi, "n_test": n})
+    def add(metric: str, value: float, lo: float = float("nan"), hi: float = float("nan"), n_test: int = n) -> None:
+        rows.append({**base, "metric": metric, "value": value, "ci_low": lo, "ci_high": hi, "n_test": n_test})
 
-    add("accuracy", *bootstrap_metric("accuracy", y_true, y_pred, n_boot=n_boot, seed=seed))
+    acc = bootstrap_metric("accuracy", y_true, y_pred, n_boot=n_boot, seed=seed)
+    add("accuracy", *acc)
+    add("below_chance", float(acc[2] < chance))  # 1: the whole interval lies below chance (e.g. memorisation)
     add("macro_f1", *bootstrap_metric("macro_f1", y_true, y_pred, n_boot=n_boot, seed=seed))
     add("control_accuracy", *bootstrap_metric("accuracy", c_true, c_pred, n_boot=n_boot, seed=seed))
-    # selectivity is a mean of per-item differences: its interval is a bootstrap of those differences
-    diff = (y_true == y_pred).astype(float) - (c_true == c_pred).astype(float)
-    add("selectivity", *bootstrap_mean(diff, n_boot=n_boot, seed=seed))
+    # the control is scored where the probe could have memorised the type: test items of a type seen in training
+    k = int(seen.sum())
+    overlap = k / n if n else float("nan")
+    add("control_type_overlap", overlap)
+    add("control_accuracy_seen", *(bootstrap_metric("accuracy", c_true[seen], c_pred[seen], n_boot=n_boot, seed=seed)
+                                   if k else nan3), n_test=k)
+    # selectivity is a mean of per-item differences on those items: its interval is a bootstrap of them
+    interpretable = overlap >= MIN_CONTROL_OVERLAP
+    diff = ((y_true == y_pred).astype(float) - (c_true == c_pred).astype(float))[seen]
+    add("selectivity", *(bootstrap_mean(diff, n_boot=n_boot, seed=seed) if interpretable else nan3), n_test=k)
+    add("selectivity_interpretable", float(interpretable))
     add("majority", *bootstrap_metric("accuracy", y_true, np.full(n, majority, dtype=object), n_boot=n_boot,
                                       seed=seed))
+    for metric, value in fixed:
+        add(metric, *value)
     return rows
+
+
+def _baseline_rows(y_true: np.ndarray, memorised: np.ndarray | None, n_boot: int
+                   ) -> list[tuple[str, tuple[float, float, float]]]:
+    """Encoder-free baselines of one test subset: its own majority rate and caption memorisation (with CIs)."""
+    out = [("test_majority_rate", bootstrap_metric("accuracy", y_true, np.full(len(y_true), majority_label(
+        y_true.tolist()), dtype=object), n_boot=n_boot, seed=0))] if len(y_true) else []
+    if memorised is not None and len(y_true):
+        out.append(("memorisation_baseline", bootstrap_metric("accuracy", y_true, memorised, n_boot=n_boot, seed=0)))
+    return out
 
 
 def summarize_unit(items: ProbeItems, test_idx: np.ndarray, results: list[LayerSeedResult], *, dataset: str,
                    task: str, encoder: str, probe: str, split: str, train_labels: Sequence[str],
-                   report_by: Sequence[str], n_boot: int, chance: float | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Tidy result rows (with CIs) and per-item predictions of one unit's pooled test predictions."""
+                   report_by: Sequence[str], n_boot: int, chance: float | None, control_seen: np.ndarray | None = None,
+                   memorised: np.ndarray | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Tidy result rows (with CIs) and per-item predictions of one unit's pooled test predictions.
+
+    ``control_seen`` (per test item: its control type occurs in training; default all) restricts the control's
+    scoring; ``memorised`` (per test item: the caption-memorisation baseline's label) adds its accuracy row.
+    """
     y_true = items.labels[test_idx]
     majority = majority_label(list(train_labels))
     n_classes = len(set(train_labels))
+    chance = chance if chance is not None else chance_level(n_classes)
+    seen = np.ones(len(test_idx), bool) if control_seen is None else np.asarray(control_seen, bool)
+    subsets = [("all", "all", np.ones(len(test_idx), bool))]
+    for kind in report_by:
+        vals = np.asarray(items.subsets[kind], dtype=object)[test_idx]
+        subsets += [(kind, v, vals == v) for v in sorted({v for v in vals if pd.notna(v)})]
+    fixed = {(kind, value): _baseline_rows(y_true[mask], None if memorised is None else memorised[mask], n_boot)
+             for kind, value, mask in subsets}
     rows, preds = [], []
     for r in results:
         base = {"dataset": dataset, "task": task, "encoder": encoder, "layer": r.layer, "probe": probe,
                 "seed": r.seed, "split": split}
-        subsets = [("all", "all", np.ones(len(test_idx), bool))]
-        for kind in report_by:
-            vals = np.asarray(items.subsets[kind], dtype=object)[test_idx]
-            subsets += [(kind, v, vals == v) for v in sorted({v for v in vals if pd.notna(v)})]
         for kind, value, mask in subsets:
             rows += _bootstrap_rows({**base, "subset_kind": kind, "subset": value}, y_true[mask], r.y_pred[mask],
-                                    r.control_true[mask], r.control_pred[mask], majority, n_boot, r.seed)
+                                    r.control_true[mask], r.control_pred[mask], majority, n_boot, r.seed,
+                                    seen=seen[mask], chance=chance, fixed=fixed[(kind, value)])
         n = len(test_idx)
-        scalar = {"chance": chance if chance is not None else chance_level(n_classes), "cv_accuracy": r.cv_accuracy,
+        scalar = {"chance": chance, "cv_accuracy": r.cv_accuracy,
                   "control_cv_accuracy": r.control_cv_accuracy, "C": r.C, "control_C": r.control_C,
                   "mdl_codelength_bits": r.mdl_bits, "mdl_compression": r.mdl_compression}
         for metric, value in scalar.items():
@@ -129,7 +176,8 @@ def summarize_unit(items: ProbeItems, test_idx: np.ndarray, results: list[LayerS
                          "ci_low": np.nan, "ci_high": np.nan, "n_test": n})
         pred = pd.DataFrame({**base, "example_id": [items.ids[i] for i in test_idx], "y_true": y_true.astype(str),
                              "y_pred": r.y_pred.astype(str), "correct": y_true == r.y_pred,
-                             "control_true": r.control_true.astype(str), "control_pred": r.control_pred.astype(str)})
+                             "control_true": r.control_true.astype(str), "control_pred": r.control_pred.astype(str),
+                             "control_seen": seen})
         for kind in ("relation", "category", "k", "question_type"):
             if kind in items.subsets:
                 pred[kind] = [None if v is None else str(v) for v in np.asarray(items.subsets[kind], object)[test_idx]]
@@ -157,7 +205,7 @@ def run_unit(config: UnitConfig, *, data_dir: str | Path | None = None, model_pa
              cache_dir: str | Path | None = None, image_dir: str | Path | None = None,
              show_progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Load, embed and probe one (task, encoder) unit; returns (results, predictions, metadata)."""
-    from spatial_probing.embed import embed_examples, load_encoder
+    from spatial_probing.embed import embed_examples, fit_lexical, load_encoder
 
     task = get_task(config.task)
     spec = task.spec
@@ -169,20 +217,29 @@ def run_unit(config: UnitConfig, *, data_dir: str | Path | None = None, model_pa
     folds = outer_folds(policy, items.splits, items.concepts, n_folds=config.outer_folds, seed=base_seed,
                         train_splits=spec.train_splits, test_splits=spec.test_splits)
     encoder = load_encoder(config.encoder, model_path=model_path, device=config.settings.device)
-    emb = embed_examples(items.examples, encoder, layers=config.layers, cache_dir=cache_dir, image_dir=image_dir,
-                         show_progress=show_progress)
-    feats = {layer: items.features(np.asarray(x, dtype=np.float32)) for layer, x in emb.items()}
-    per_fold, overlap = [], []
+    feats: dict[str, np.ndarray] | None = None
+    per_fold, overlap, seen, memorised = [], [], [], []
     for fold in folds:
         tr, te = fold.train, fold.test
+        rows = np.concatenate([items.rows_a[tr]] + ([items.rows_b[tr]] if items.rows_b is not None else []))
+        # a lexical floor (bow:, order:) learns its vocabulary from this fold's training items only
+        if fit_lexical(encoder, [items.examples[i] for i in np.unique(rows)]) or feats is None:
+            emb = embed_examples(items.examples, encoder, layers=config.layers, cache_dir=cache_dir,
+                                 image_dir=image_dir, show_progress=show_progress)
+            feats = {layer: items.features(np.asarray(x, dtype=np.float32)) for layer, x in emb.items()}
         res = probe_arrays({k: v[tr] for k, v in feats.items()}, items.labels[tr], {k: v[te] for k, v in feats.items()},
                            groups_train=[items.groups[i] for i in tr],
                            control_types_train=[items.control_types[i] for i in tr],
                            control_types_test=[items.control_types[i] for i in te], settings=config.settings,
+                           concepts_train=[items.concepts[i] for i in tr] if spec.inner_cv == "concept" else None,
                            show_progress=show_progress)
         per_fold.append(res)
         ex = items.examples
         overlap.append(overlap_report([ex[items.rows_a[i]] for i in tr], [ex[items.rows_a[i]] for i in te]))
+        seen.append(seen_in_training([items.control_types[i] for i in tr], [items.control_types[i] for i in te]))
+        if items.rows_b is None:  # single-caption items: what an identical training caption was labelled
+            memorised.append(memorisation_predictions([ex[items.rows_a[i]].text for i in tr], items.labels[tr].tolist(),
+                                                      [ex[items.rows_a[i]].text for i in te]))
     test_idx = np.concatenate([f.test for f in folds])
     pooled = []
     for j, r in enumerate(per_fold[0]):  # pool the folds' test predictions (each item is tested once)
@@ -197,11 +254,13 @@ def run_unit(config: UnitConfig, *, data_dir: str | Path | None = None, model_pa
     results, predictions = summarize_unit(
         items, test_idx, pooled, dataset=spec.dataset, task=spec.name, encoder=config.encoder,
         probe=config.settings.probe, split=policy, train_labels=train_labels, report_by=spec.report_by,
-        n_boot=config.settings.n_boot, chance=spec.chance)
+        n_boot=config.settings.n_boot, chance=spec.chance, control_seen=np.concatenate(seen),
+        memorised=np.concatenate(memorised) if memorised else None)
     meta = {"unit": config.model_dump(mode="json"), "config_hash": config.digest(), "task": spec.model_dump(mode="json"),
             "encoder": encoder.info.model_dump(mode="json"),
-            "data_hash": sha256_texts(f"{e.id}\x1f{e.text}" for e in items.examples),
+            "data_hash": examples_hash(items.examples), "format_version": PROBE_FORMAT_VERSION,
             "n_examples": len(items.examples), "n_items": len(items.ids), "n_folds": len(folds),
+            "skipped_examples": task.skip_reasons(examples),
             "splits": overlap}
     return results, predictions, meta
 
@@ -221,15 +280,38 @@ def encoder_weights_hash(name: str, *, model_path: str | Path | None = None,
     return load_encoder(name, model_path=model_path, device="cpu").weights_hash(memo_file=memo)
 
 
-def part_is_current(meta_path: Path, config_hash: str, weights_hash: str | None) -> bool:
-    """Whether a finished part was made with the same configuration and (when given) the same encoder weights,
-    so that a retrained or replaced model under the same name is never answered from old results."""
+def examples_hash(examples: Sequence[Example]) -> str:
+    """Identity of the data a unit used: every field of every example (ids, texts, labels, splits), in order."""
+    return sha256_texts(e.model_dump_json() for e in examples)
+
+
+def unit_data_hash(config: UnitConfig, data_dir: str | Path | None = None) -> str:
+    """:func:`examples_hash` of the examples ``config``'s unit embeds (loaded, capped and filtered as it does)."""
+    examples = task_examples(config.task, data_dir=data_dir, split=config.split, load_kwargs=config.load_kwargs,
+                             max_train=config.max_train, max_test=config.max_test, seed=config.settings.seeds[0])
+    return examples_hash(get_task(config.task).items(examples).examples)
+
+
+def part_is_current(meta_path: Path, config_hash: str, weights_hash: str | None,
+                    data_hash: str | Callable[[], str] | None = None) -> bool:
+    """Whether a finished part can be reused: same configuration, probing-format version
+    (:data:`PROBE_FORMAT_VERSION`), encoder weights and data (each of the last two when given).
+
+    A retrained model under the same name, edited data files or changed probing code are never answered
+    from old results. ``data_hash`` may be a function, called only when everything else matches (it loads data).
+    """
     try:
         meta = json.loads(meta_path.read_text())
-        return meta["config_hash"] == config_hash and (weights_hash is None
-                                                       or meta["encoder"]["weights_hash"] == weights_hash)
+        if meta["config_hash"] != config_hash or meta.get("format_version") != PROBE_FORMAT_VERSION:
+            return False
+        if weights_hash is not None and meta["encoder"]["weights_hash"] != weights_hash:
+            return False
+        stored = meta.get("data_hash")
     except (OSError, ValueError, KeyError, TypeError):
         return False
+    if data_hash is None:
+        return True
+    return stored == (data_hash() if callable(data_hash) else data_hash)
 
 
 def pending_units(units: Sequence[Any], done: Callable[[Any, str], bool], *, stage: str, label: Callable[[Any], str],
@@ -248,7 +330,7 @@ def pending_units(units: Sequence[Any], done: Callable[[Any, str], bool], *, sta
             model_path = (model_paths or {}).get(unit.encoder)
             weights = encoder_weights_hash(unit.encoder, model_path=model_path, cache_dir=cache_dir)
             if done(unit, weights):
-                log(f"skip {stage} {label(unit)}: done (config {unit.digest()}, same weights)")
+                log(f"skip {stage} {label(unit)}: done (config {unit.digest()}, same weights, data and format)")
                 bar.update()
                 continue
             log(f"{stage} {label(unit)}")
@@ -259,9 +341,12 @@ def pending_units(units: Sequence[Any], done: Callable[[Any, str], bool], *, sta
             bar.update()
 
 
-def unit_done(out_dir: Path, config: UnitConfig, weights_hash: str | None = None) -> bool:
-    """Whether this unit's part exists with the same configuration hash and encoder weights (then it is skipped)."""
-    return part_is_current(unit_paths(out_dir, config)["meta"], config.digest(), weights_hash)
+def unit_done(out_dir: Path, config: UnitConfig, weights_hash: str | None = None, *,
+              data_dir: str | Path | None = None) -> bool:
+    """Whether this unit's part exists with the same configuration hash, format version, encoder weights and
+    data (then it is skipped)."""
+    return part_is_current(unit_paths(out_dir, config)["meta"], config.digest(), weights_hash,
+                           lambda: unit_data_hash(config, data_dir))
 
 
 def write_unit(out_dir: Path, config: UnitConfig, results: pd.DataFrame, predictions: pd.DataFrame,
@@ -380,15 +465,19 @@ def run_units(configs: Sequence[UnitConfig], out_dir: str | Path, *, data_dir: s
               model_paths: dict[str, str | Path] | None = None, cache_dir: str | Path | None = None,
               image_dir: str | Path | None = None, command: str = "", run_config: dict[str, Any] | None = None,
               show_progress: bool = True, log=print) -> dict[str, Path]:
-    """Compute every unit not already done (same hash), then assemble the run's tables."""
+    """Compute every unit not already done (same hash), task by task (logging each task's encoders beside its
+    lexical floor when it finishes), then assemble the run's tables."""
     out_dir = Path(out_dir)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     cache_dir = cache_dir if cache_dir is not None else out_dir / "cache"
-    for config, model_path in pending_units(configs, lambda c, w: unit_done(out_dir, c, w), stage="probe",
-                                            label=lambda c: f"{c.task} × {c.encoder} ({c.settings.probe})",
-                                            model_paths=model_paths, cache_dir=cache_dir, log=log,
-                                            show_progress=show_progress):
-        results, predictions, meta = run_unit(config, data_dir=data_dir, model_path=model_path, cache_dir=cache_dir,
-                                              image_dir=image_dir, show_progress=show_progress)
-        write_unit(out_dir, config, results, predictions, meta)
+    for task in dict.fromkeys(c.task for c in configs):
+        of_task = [c for c in configs if c.task == task]
+        for config, model_path in pending_units(of_task, lambda c, w: unit_done(out_dir, c, w, data_dir=data_dir), stage="probe",
+                                                label=lambda c: f"{c.task} × {c.encoder} ({c.settings.probe})",
+                                                model_paths=model_paths, cache_dir=cache_dir, log=log,
+                                                show_progress=show_progress):
+            results, predictions, meta = run_unit(config, data_dir=data_dir, model_path=model_path,
+                                                  cache_dir=cache_dir, image_dir=image_dir, show_progress=show_progress)
+            write_unit(out_dir, config, results, predictions, meta)
+        log(format_floor_table(pd.concat([pd.read_parquet(unit_paths(out_dir, c)["results"]) for c in of_task]), task))
     return assemble(out_dir, command=command, config=run_config, started=started)

@@ -7,6 +7,8 @@
   enumeration when it is small enough, Monte Carlo otherwise).
 * :func:`bootstrap_mean` — the same bootstrap for the mean of per-item scores (e.g. selectivity's
   per-item task-minus-control differences).
+* :func:`cluster_bootstrap` — percentile bootstrap that resamples whole clusters (images, stories) of items,
+  for any statistic of item weights (a mean, a macro average over relations).
 * :func:`holm` — Holm step-down correction (vectorised; equal to statsmodels' ``multipletests``, which
   is ~0.3 s a call here because it runs the garbage collector).
 """
@@ -82,6 +84,25 @@ def bootstrap_mean(scores: Sequence[float], *, n_boot: int = 1000, seed: int = 0
         return float(x[0]), float("nan"), float("nan")
     w = _resample_weights(x.size, n_boot, seed)
     return (float(x.mean()), *_percentiles((w @ x) / x.size, confidence))
+
+
+def cluster_bootstrap(statistic, clusters: Sequence, *, n_boot: int = 1000, seed: int = 0,
+                      confidence: float = 0.95) -> tuple[float, float, float]:
+    """``(value, ci_low, ci_high)`` of ``statistic(w)`` with clusters resampled with replacement.
+
+    ``statistic`` maps item weights ``w`` of shape ``(B, n)`` to ``B`` values (``w`` of ones gives the observed
+    value); each resample draws as many clusters as there are, and an item's weight is how often its cluster
+    was drawn, so items of one cluster (the captions of one image) enter or leave together. NaN bounds with
+    fewer than 2 clusters or ``n_boot`` = 0.
+    """
+    codes = np.unique(np.asarray(clusters, dtype=object).astype(str), return_inverse=True)[1].ravel()
+    value = float(np.asarray(statistic(np.ones((1, codes.size))))[0])
+    n_clusters = int(codes.max()) + 1 if codes.size else 0
+    if n_clusters < 2 or n_boot == 0:
+        return value, float("nan"), float("nan")
+    boot = np.asarray(statistic(_resample_weights(n_clusters, n_boot, seed)[:, codes]), dtype=np.float64)
+    boot = boot[np.isfinite(boot)]
+    return (value, *_percentiles(boot, confidence)) if boot.size else (value, float("nan"), float("nan"))
 
 
 def _resample_weights(n: int, n_boot: int, seed: int) -> np.ndarray:

@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from spatial_probing.data import load_dataset
 from spatial_probing.data.schema import DatasetName, Example
+from spatial_probing.errors import UnknownNameError
+from spatial_probing.probe.splits import TASK_DEFINED_POLICIES
 
 SubsetKind = Literal["relation", "category", "k", "question_type"]
 
@@ -38,6 +40,8 @@ class TaskSpec(BaseModel):
         control_type: the lexical type the control labels are a random function of.
         load_kwargs: passed to ``load_dataset``.
         train_splits, test_splits: which dataset splits the ``own`` policy trains and tests on.
+        inner_cv: how inner CV folds are grouped: ``group`` (``Example.group``: image, story, scene) or
+            ``concept`` (no subject/object concept on both sides; VSR, whose default split is concept-disjoint).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -47,7 +51,7 @@ class TaskSpec(BaseModel):
     description: str
     input: Literal["text", "text+image", "pair-difference"] = "text"
     label: str
-    split: Literal["own", "zeroshot", "concept-kfold"] = "own"
+    split: Literal["own", "zeroshot", "concept-kfold", "heldout-wording", "converse-transfer"] = "own"
     metric: Literal["accuracy", "macro_f1"] = "accuracy"
     chance: float | None = Field(default=None, gt=0, le=1)
     report_by: tuple[SubsetKind, ...] = ()
@@ -55,6 +59,7 @@ class TaskSpec(BaseModel):
     load_kwargs: dict[str, Any] = Field(default_factory=dict)
     train_splits: tuple[str, ...] = ("train",)
     test_splits: tuple[str, ...] = ("test",)
+    inner_cv: Literal["group", "concept"] = "group"
 
 
 @dataclass
@@ -94,6 +99,9 @@ class ProbingTask:
     def load(self, data_dir: str | Path | None = None, *, split: str | None = None, **kwargs: Any) -> list[Example]:
         """Load the dataset (VSR's zero-shot files for the ``zeroshot`` policy)."""
         kw = {**self.spec.load_kwargs, **kwargs}
+        if split in TASK_DEFINED_POLICIES and split != self.spec.split:
+            raise ValueError(f"task {self.spec.name!r}: split {split!r} is defined by the tasks built for it "
+                             f"(those whose spec.split is {split!r}); this task's default is {self.spec.split!r}")
         if (split or self.spec.split) == "zeroshot":
             if self.spec.dataset != "vsr":
                 raise ValueError(f"task {self.spec.name!r}: the zeroshot split exists for VSR only")
@@ -108,6 +116,12 @@ class ProbingTask:
 
     def control_type(self, e: Example) -> str:
         return f"{e.subject}|{e.object}" if e.subject and e.object else str(e.group or e.id)
+
+    def skip_reasons(self, examples: Sequence[Example]) -> dict[str, int]:
+        """Why loaded examples are not used (reason → count), for the run manifest: never a silent drop."""
+        used = {e.id for e in self.items(examples).examples}
+        n = sum(e.id not in used for e in examples)
+        return {f"not used by the task (no {self.spec.label} label)": n} if n else {}
 
     def items(self, examples: Sequence[Example]) -> ProbeItems:
         """Probe items of the usable examples; :attr:`ProbeItems.examples` are what gets embedded."""
@@ -144,6 +158,18 @@ class TruthTask(ProbingTask):
 
     def label(self, e: Example) -> str | None:
         return None if e.truth is None else ("true" if e.truth else "false")
+
+    def control_type(self, e: Example) -> str:
+        """The relation: it recurs between train and test even when the concepts do not (zero-shot split)."""
+        return str(e.relation or e.group or e.id)
+
+
+class SubjectControlFieldTask(FieldTask):
+    """A :class:`FieldTask` whose control type is the subject alone (synthetic scenes: the (subject, object)
+    pairs of a few hundred scenes rarely recur between train and test, the coloured shapes always do)."""
+
+    def control_type(self, e: Example) -> str:
+        return str(e.subject or e.group or e.id)
 
 
 class SpartQATask(FieldTask):
@@ -198,7 +224,7 @@ def register_task(task: ProbingTask) -> ProbingTask:
 def get_task(name: str) -> ProbingTask:
     """The registered task called ``name`` (a clear error listing the known names otherwise)."""
     if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; expected one of {sorted(TASKS)}")
+        raise UnknownNameError("task", name, TASKS)
     return TASKS[name]
 
 
@@ -207,17 +233,19 @@ def list_tasks() -> list[TaskSpec]:
 
 
 _SO = "(subject, object) pair"
+#: VSR by default: the concept-disjoint (zero-shot) split, inner CV grouped by concept (issue 11, item 6).
+_VSR: dict[str, Any] = {"split": "zeroshot", "inner_cv": "concept"}
 register_task(FieldTask(TaskSpec(
     name="vsr-relation", dataset="vsr", description="VSR: which of the 66 relations the caption expresses (text).",
-    label="relation", report_by=("relation", "category"), control_type=_SO), "relation"))
+    label="relation", report_by=("relation", "category"), control_type=_SO, **_VSR), "relation"))
 register_task(FieldTask(TaskSpec(
     name="vsr-category", dataset="vsr", description="VSR: the relation's meta-category, 7-way (text).",
-    label="category", report_by=("category",), control_type=_SO), "category"))
+    label="category", report_by=("category",), control_type=_SO, **_VSR), "category"))
 register_task(TruthTask(TaskSpec(
     name="vsr-truth", dataset="vsr", input="text+image", chance=0.5,
     description="VSR: is the caption true of its image? From CLIP text+image; from a text-only encoder the "
                 "same task is the control that should come out at chance.",
-    label="truth", report_by=("relation", "category"), control_type=_SO)))
+    label="truth", report_by=("relation", "category"), control_type="relation", **_VSR)))
 register_task(FieldTask(TaskSpec(
     name="stepgame-answer", dataset="stepgame", description="StepGame: the 9-way answer relation from "
     "story+question, reported per number of hops k.", label="answer relation", chance=1 / 9,
@@ -228,12 +256,17 @@ for _qt in ("FR", "FB", "YN", "CO"):
         name=f"spartqa-{_qt.lower()}", dataset="spartqa", description=f"SpartQA-Human: the answer to {_qt} questions "
         f"from story+question.", label="answer", control_type="story", report_by=("question_type",),
         test_splits=("test",)), "answer", where={"question_type": _qt}))
-register_task(FieldTask(TaskSpec(
+register_task(SubjectControlFieldTask(TaskSpec(
     name="synthetic-relation", dataset="synthetic", description="Synthetic scenes: which of 12 relations the "
     "caption expresses (all caption variants; scenes never straddle train/test).", label="relation",
-    report_by=("relation", "category"), control_type=_SO), "relation"))
+    report_by=("relation", "category"), control_type="subject object"), "relation"))
 register_task(ArgumentOrderTask(TaskSpec(
     name="synthetic-argument-order", dataset="synthetic", input="pair-difference", chance=0.5,
     description="Synthetic minimal pairs (A rel B vs B rel A): from e(original) − e(swapped), is the "
     "alphabetically first object the subject? Bag-of-words representations are at chance.",
     label="argument order", report_by=("relation", "category"), control_type="ordered (subject, object) pair")))
+
+from spatial_probing.probe.targets import TARGET_TASKS  # noqa: E402  (targets subclass the classes above)
+
+for _t in TARGET_TASKS:
+    register_task(_t)

@@ -15,9 +15,9 @@ __getattr__, __dir__, _ = lazy_loader.attach(__name__, submod_attrs={
     "figures": ["FIGURES", "Plot", "fig_category_accuracy", "fig_centroid_pca", "fig_lab_objectives", "fig_layer_curves", "fig_rdms", "fig_rsa_curves", "fig_selectivity_mdl", "fig_stepgame_k", "make_figures"],
     "html": ["build_report"],
     "summary": ["RunAnalysis"],
-    "tables": ["NotARunDirectory", "RunTables", "load_run"],
+    "tables": ["NotARunDirectory", "RunTables", "UnreadableRunError", "load_run"],
 })
 
-__all__ = ["FIGURES", "NotARunDirectory", "Plot", "RunAnalysis", "RunTables", "build_report",
+__all__ = ["FIGURES", "NotARunDirectory", "Plot", "RunAnalysis", "RunTables", "UnreadableRunError", "build_report",
            "fig_category_accuracy", "fig_centroid_pca", "fig_lab_objectives", "fig_layer_curves", "fig_rdms", "fig_rsa_curves",
            "fig_selectivity_mdl", "fig_stepgame_k", "load_run", "make_figures"]

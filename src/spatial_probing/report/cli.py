@@ -11,11 +11,15 @@ from spatial_probing.cli_errors import exit_on
 
 def report(run_dir: Path = typer.Argument(..., help="A run directory written by `spatial-probing run`."),
            out: Path | None = typer.Option(None, "--out", help="Where to write the HTML (default RUN_DIR/report.html)."),
+           partial: bool = typer.Option(False, "--partial", help="Report what can be read even when some files "
+                                        "cannot (they are listed under 'Not in this run')."),
            quiet: bool = typer.Option(False, "--quiet", help="No progress bars.")) -> None:
-    """Write one self-contained HTML report of RUN_DIR (figures also as PNG/SVG under RUN_DIR/figures)."""
-    from spatial_probing.report import build_report
-    from spatial_probing.report.tables import NotARunDirectory
+    """Write one self-contained HTML report of RUN_DIR (figures also as PNG/SVG under RUN_DIR/figures).
 
-    with exit_on(NotARunDirectory):
-        path = build_report(run_dir, out=out, show_progress=not quiet)
+    Exits with status 2 and the list of unreadable files when some cannot be read, unless --partial."""
+    from spatial_probing.report import build_report
+    from spatial_probing.report.tables import NotARunDirectory, UnreadableRunError
+
+    with exit_on(NotARunDirectory, UnreadableRunError):
+        path = build_report(run_dir, out=out, partial=partial, show_progress=not quiet)
     typer.echo(str(path))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,14 +19,17 @@ from spatial_probing.io import atomic_write_text
 from spatial_probing.lab.compare import parse_lab_encoder
 from spatial_probing.lab.config import OBJECTIVE_DESCRIPTIONS
 from spatial_probing.report.figures import Plot, make_figures
+from spatial_probing.report.replication import replication_section
 from spatial_probing.report.summary import (ALPHA, RunAnalysis, format_p, is_control, is_grounded, is_reported_pair,
                                             points)
-from spatial_probing.report.tables import RunTables, load_run
+from spatial_probing.report.tables import RunTables, UnreadableRunError, load_run
 from spatial_probing.report.template import MACROS, TEMPLATE
 
 _PROBING_CATEGORY_FIGURES = ("category_accuracy",)
 _RSA_FIGURES = ("rdms", "rsa_curves", "centroid_pca")
 _LAB_FIGURES = ("lab_objectives",)
+#: An absolute POSIX path inside text (not the tail of a URL, a hub id or a relative path).
+_ABS_PATH = re.compile(r"(?<![\w.:/~-])/(?:[\w.+@=-]+/)*[\w.+@=-]+/?")
 
 
 @dataclass
@@ -60,11 +65,7 @@ def _table(columns: list[tuple[str, bool]], rows: list[list[str]], highlight: li
     return Table([c for c, _ in columns], rows, [n for _, n in columns], highlight or [], caption)
 
 
-def _comparison_table(analysis: RunAnalysis) -> Table | None:
-    comps = analysis.comparison_table(("all",))
-    if comps.empty:
-        return None
-    shown = comps[[is_reported_pair(a, b) for a, b in zip(comps.encoder_a, comps.encoder_b)]]
+def _pairs_table(shown: pd.DataFrame, caption: str) -> Table:
     rows, sig = [], []
     for r in shown.itertuples():
         rows.append([r.task, f"{r.encoder_a} (layer {r.layer_a})", f"{r.encoder_b} (layer {r.layer_b})",
@@ -75,10 +76,45 @@ def _comparison_table(analysis: RunAnalysis) -> Table | None:
     return _table([("task", False), ("encoder A (layer)", False), ("encoder B (layer)", False),
                    ("accuracy A [95% CI]", True), ("accuracy B [95% CI]", True), ("A − B [95% CI]", True),
                    ("McNemar p", True), ("permutation p", True), ("Holm p", True), ("n items", True)], rows, sig,
-                  "Highlighted: Holm p < 0.05. Shown: real encoders against each other, each encoder against its "
-                  "own controls, lab objectives of the same seed"
-                  + (f"; the other {len(comps) - len(shown)} pairs (lab seeds against each other, controls or lab "
-                     "models against other encoders) are in comparisons.csv." if len(shown) < len(comps) else "."))
+                  caption)
+
+
+def _comparison_table(analysis: RunAnalysis) -> tuple[Table | None, Table | None]:
+    """The pre-specified contrasts (real encoders against each other) and, folded away, the other reported pairs
+    (encoders against their own controls, lab objectives of one seed); the rest stay in comparisons.csv."""
+    comps = analysis.comparison_table(("all",))
+    if comps.empty:
+        return None, None
+    shown = comps[[is_reported_pair(a, b) for a, b in zip(comps.encoder_a, comps.encoder_b)]]
+    real = [not any(is_control(e) or parse_lab_encoder(e) for e in (a, b))
+            for a, b in zip(shown.encoder_a, shown.encoder_b)]
+    main, other = (shown[real], shown[[not r for r in real]]) if any(real) else (shown, shown.iloc[:0])
+    caption = "Highlighted: Holm p < 0.05. Shown: real encoders against each other" + (
+        f"; below, folded: each encoder against its own controls, lab objectives of the same seed ({len(other)} "
+        "pairs)" if len(other) else "") + (
+        f"; the other {len(comps) - len(shown)} pairs (lab seeds against each other, controls or lab models against "
+        "other encoders) are in comparisons.csv" if len(shown) < len(comps) else "") + "."
+    return (_pairs_table(main, caption),
+            _pairs_table(other, "Highlighted: Holm p < 0.05.") if len(other) else None)
+
+
+def _chance_categories(analysis: RunAnalysis) -> Table | None:
+    """Per task and encoder, the relation categories whose accuracy interval covers chance, in one row."""
+    acc = analysis.accuracy_table("category")
+    if acc.empty:
+        return None
+    at = acc[np.isfinite(acc.chance) & (acc.ci_low <= acc.chance) & (acc.chance <= acc.ci_high)]
+    rows = [[task, f"{enc} (layer {layer})", _num(grp.chance.iloc[0]), str(len(grp)),
+             "; ".join(f"{r.subset} {_ci(r.accuracy, r.ci_low, r.ci_high)}" for r in grp.itertuples())]
+            for (task, enc, layer), grp in at.groupby(["task", "encoder", "layer"], sort=True)]
+    return _table([("task", False), ("encoder (layer)", False), ("chance", True), ("categories", True),
+                   ("at chance: accuracy [95% CI]", False)], rows)
+
+
+def _relative_paths(text: str, run_dir: Path) -> str:
+    """``text`` with every absolute path written relative to ``run_dir`` (no machine's folders in the report)."""
+    base = run_dir.resolve()
+    return _ABS_PATH.sub(lambda m: os.path.relpath(m.group(0), base), text)
 
 
 def _accuracy_table(analysis: RunAnalysis) -> Table | None:
@@ -126,7 +162,8 @@ def _setup(tables: RunTables, analysis: RunAnalysis) -> dict[str, Any]:
         if enc.get("name") and enc["name"] not in seen_enc:
             seen_enc.add(enc["name"])
             enc_rows.append([enc["name"], str(enc.get("kind", "")), str(enc.get("modality", "")),
-                             str(enc.get("source", "")), str(enc.get("revision") or "—"),
+                             _relative_paths(str(enc.get("source", "")), tables.run_dir),
+                             str(enc.get("revision") or "—"),
                              str(enc.get("weights_hash", ""))[:12] or "—", str(enc.get("control") or "—"),
                              "yes" if is_grounded(enc["name"]) else "no"])
     if not enc_rows and r is not None:  # no manifest: names only
@@ -218,15 +255,19 @@ def _embed(plot: Plot) -> dict[str, str]:
 
 
 def build_report(run_dir: str | Path, *, out: str | Path | None = None, figures_dir: str | Path | None = None,
-                 n_boot: int = 2000, seed: int = 0, show_progress: bool = False) -> Path:
+                 n_boot: int = 2000, seed: int = 0, partial: bool = False, show_progress: bool = False) -> Path:
     """Write one self-contained HTML report of a run directory and return its path.
 
     Figures are also written as PNG and SVG to ``figures_dir`` (default ``run_dir/figures``). Missing or
     unreadable tables are listed under "Not in this run"; a path that is not a run directory (neither
     ``results.parquet`` nor ``manifest.json``) raises :class:`~spatial_probing.report.tables.NotARunDirectory`.
-    ``n_boot``/``seed`` set the item bootstrap behind the intervals; ``show_progress`` shows a bar over the figures.
+    ``n_boot``/``seed`` set the item bootstrap behind the intervals. A file that exists but cannot be read
+    raises :class:`~spatial_probing.report.tables.UnreadableRunError` (nothing written) unless ``partial``.
+    ``show_progress`` shows a bar over the figures.
     """
     tables = load_run(run_dir)
+    if tables.unreadable and not partial:
+        raise UnreadableRunError(tables.run_dir, tables.unreadable)
     run_dir = tables.run_dir
     out = Path(out) if out is not None else run_dir / "report.html"
     analysis = RunAnalysis(tables, n_boot=n_boot, seed=seed)
@@ -242,22 +283,27 @@ def build_report(run_dir: str | Path, *, out: str | Path | None = None, figures_
     drawn = {p.name: _embed(p) for p in plots if p.png is not None}
     manifest = tables.manifest or {}
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    comparisons, other_comparisons = _comparison_table(analysis)
     html = env.from_string(MACROS.strip() + TEMPLATE).render(
-        title="Spatial probing report", run_dir=str(run_dir), finished=manifest.get("finished"),
+        title="Spatial probing report", run_dir=run_dir.resolve().name, finished=manifest.get("finished"),
         built=datetime.now(timezone.utc).isoformat(timespec="seconds"), alpha=ALPHA,
         headline=_headline(analysis, verdicts), setup=_setup(tables, analysis),
         selection_words=("each encoder's best inner-CV layer" if analysis.selection == "best-cv"
                          else "each encoder's final layer"),
-        comparisons=_comparison_table(analysis), grounded=analysis.context()["grounded"],
+        comparisons=comparisons, other_comparisons=other_comparisons, grounded=analysis.context()["grounded"],
         verdicts=_verdict_table(verdicts), category_findings=analysis.category_findings(),
-        baseline_findings=analysis.baseline_findings(), accuracy=_accuracy_table(analysis),
+        baseline_findings=[f for f in analysis.baseline_findings()  # per-category "at chance": chance_categories
+                           if not (f.kind == "chance" and f.subset not in ("", "all"))],
+        chance_categories=_chance_categories(analysis), accuracy=_accuracy_table(analysis),
         rsa_findings=analysis.rsa_findings(), rsa=_rsa_table(analysis), lab=lab,
+        replication=replication_section(run_dir),
         figures={"probing_categories": [drawn[n] for n in _PROBING_CATEGORY_FIGURES if n in drawn],
                  "probing": [f for n, f in drawn.items()
                              if n not in _PROBING_CATEGORY_FIGURES + _RSA_FIGURES + _LAB_FIGURES],
                  "rsa": [drawn[n] for n in _RSA_FIGURES if n in drawn],
                  "lab": [drawn[n] for n in _LAB_FIGURES if n in drawn]},
-        missing=tables.missing,
-        manifest_json=json.dumps(manifest, indent=2, sort_keys=True, default=str) if manifest else "")
+        missing=[_relative_paths(m, run_dir) for m in tables.missing],
+        manifest_json=_relative_paths(json.dumps(manifest, indent=2, sort_keys=True, default=str), run_dir)
+        if manifest else "")
     atomic_write_text(out, html)
     return out

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from spatial_probing.embed.config import is_lexical_floor
 from spatial_probing.lab.compare import objective_comparisons, objective_summary, parse_lab_encoder
 from spatial_probing.probe.runner import best_layers
 from spatial_probing.report.tables import RunTables
@@ -40,8 +41,9 @@ def layer_sort_key(layer: str) -> tuple[int, float, str]:
 
 
 def is_control(encoder: str) -> bool:
-    """Control encoders (``random-init:…``, ``static:…``): baselines, not competitors."""
-    return encoder.startswith(("random-init:", "static:"))
+    """Control encoders (the lexical floor: ``bow:``, ``order:``, ``random-init:…``, ``static:…``): baselines, not
+    competitors."""
+    return is_lexical_floor(encoder)
 
 
 def is_grounded(encoder: str) -> bool:

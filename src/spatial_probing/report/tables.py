@@ -35,6 +35,17 @@ class NotARunDirectory(ValueError):
     """The path holds neither ``results.parquet`` nor ``manifest.json``."""
 
 
+class UnreadableRunError(ValueError):
+    """Some of a run directory's files exist but cannot be read; ``unreadable`` lists them with the reason."""
+
+    def __init__(self, run_dir: Path, unreadable: list[str]) -> None:
+        self.run_dir, self.unreadable = run_dir, list(unreadable)
+        super().__init__(f"{run_dir}: {len(unreadable)} file(s) could not be read, so a report would leave out "
+                         f"their results:\n" + "\n".join(f"  - {u}" for u in unreadable) +
+                         "\nRe-run the step that writes them, or pass --partial (Python: partial=True) for a report "
+                         "of what could be read.")
+
+
 @dataclass(frozen=True)
 class RDMFile:
     """One ``rdms/*.npz`` file: condition labels, the condition×condition RDM and (encoders only) centroids."""
@@ -62,11 +73,18 @@ class RunTables:
     manifest: dict[str, Any] | None = None
     rdms: list[RDMFile] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
 
     def note_missing(self, what: str) -> None:
         """Record a missing piece once (shown in the report's "Not in this run" list)."""
         if what not in self.missing:
             self.missing.append(what)
+
+    def note_unreadable(self, what: str) -> None:
+        """Record a file that exists but cannot be read (missing from the report, and a reason to refuse one)."""
+        self.note_missing(what)
+        if what not in self.unreadable:
+            self.unreadable.append(what)
 
 
 def _read_table(path: Path, name: str, tables: RunTables) -> pd.DataFrame | None:
@@ -76,11 +94,11 @@ def _read_table(path: Path, name: str, tables: RunTables) -> pd.DataFrame | None
     try:
         df = pd.read_parquet(path)
     except Exception as err:  # pyarrow raises several types for corrupt files
-        tables.note_missing(f"{path.name}: unreadable ({type(err).__name__}: {err})")
+        tables.note_unreadable(f"{path.name}: unreadable ({type(err).__name__}: {err})")
         return None
     absent = [c for c in REQUIRED_COLUMNS[name] if c not in df.columns]
     if absent:
-        tables.note_missing(f"{path.name}: lacks column(s) {absent}; expected the run-directory contract's columns")
+        tables.note_unreadable(f"{path.name}: lacks column(s) {absent}; expected the run-directory contract's columns")
         return None
     for col in _TEXT_COLUMNS:
         if col in df.columns:
@@ -97,7 +115,7 @@ def _read_rdm(path: Path, tables: RunTables) -> RDMFile | None:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
     except Exception as err:
-        tables.note_missing(f"rdms/{path.name}: unreadable ({type(err).__name__}: {err})")
+        tables.note_unreadable(f"rdms/{path.name}: unreadable ({type(err).__name__}: {err})")
         return None
     if "labels" not in arrays or "rdm" not in arrays:
         tables.note_missing(f"rdms/{path.name}: lacks array(s) 'labels' and/or 'rdm'")
@@ -143,7 +161,7 @@ def load_run(run_dir: str | Path) -> RunTables:
                 raise ValueError(f"expected a JSON object, got {type(manifest).__name__}")
             tables.manifest = manifest
         except (OSError, ValueError) as err:
-            tables.note_missing(f"manifest.json: unreadable ({err})")
+            tables.note_unreadable(f"manifest.json: unreadable ({err})")
     rdm_dir = run_dir / "rdms"
     if rdm_dir.is_dir():
         tables.rdms = [r for p in sorted(rdm_dir.glob("*.npz")) if (r := _read_rdm(p, tables)) is not None]

@@ -17,12 +17,18 @@ h1 { font-size: 1.7rem; margin: 0 0 .3rem; }
 h2 { font-size: 1.3rem; margin: 2.4rem 0 .6rem; padding-bottom: .3rem; border-bottom: 1px solid var(--line); }
 h3 { font-size: 1.05rem; margin: 1.6rem 0 .4rem; }
 p, li { max-width: 78ch; }
+p, li, figcaption, caption, code, summary { overflow-wrap: anywhere; }
+.glance { display: flex; flex-wrap: wrap; gap: .2rem 1.4rem; margin: .6rem 0 0; padding: 0; list-style: none; }
+.glance li { max-width: none; }
+nav.toc { font-size: .9rem; margin: .8rem 0 0; } nav.toc a { color: var(--accent); margin-right: .9rem; }
 .muted { color: var(--muted); font-size: .9rem; }
 .card { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 1rem 1.2rem; margin: 1rem 0; }
 .question { border-left: 4px solid var(--accent); }
 .missing { border-left: 4px solid #E69F00; }
 table { border-collapse: collapse; margin: .6rem 0 1rem; font-size: .85rem; background: var(--card); }
-.scroll { overflow-x: auto; }
+caption { text-align: left; caption-side: bottom; padding-top: .3rem; }
+.scroll { overflow-x: auto; max-width: 100%; }
+@media (max-width: 600px) { main { padding: 1rem .8rem 3rem; } h1 { font-size: 1.4rem; } }
 th, td { padding: .3rem .6rem; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; }
 th { background: #f2f4f6; font-weight: 600; position: sticky; top: 0; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
@@ -40,7 +46,22 @@ code { font-size: .85em; }
 <main>
 <h1>{{ title }}</h1>
 <p class="muted">Run directory <code>{{ run_dir }}</code>{% if finished %} · finished {{ finished }}{% endif %}
- · report built {{ built }}</p>
+ · report built {{ built }} · paths below are relative to the run directory</p>
+
+<div class="card" id="summary"><strong>In short.</strong>
+{% if headline %}<ul>{% for line in headline %}<li>{{ line }}</li>{% endfor %}</ul>
+{% else %}<p class="muted">No comparison in this run supports a statement yet.</p>{% endif %}
+<ul class="glance muted">
+<li><strong>Tasks:</strong> {{ setup.tasks.rows | length }}</li>
+<li><strong>Encoders:</strong> {{ setup.encoders.rows | length }}{% if setup.control_encoders %} ({{ setup.control_encoders | length }} control{{ "s" if setup.control_encoders | length != 1 }}){% endif %}</li>
+<li><strong>Probes:</strong> {{ setup.probes | join(", ") or "—" }}</li>
+<li><strong>Seeds:</strong> {{ setup.seeds | length }}</li>
+{% if missing %}<li><a href="#missing">{{ missing | length }} piece{{ "s" if missing | length != 1 }} not in this run</a></li>{% endif %}
+</ul>
+<nav class="toc"><a href="#setup">Setup</a><a href="#comparisons">Comparisons</a><a href="#categories">Categories</a>
+<a href="#baselines">Baselines</a><a href="#rsa">RSA</a>{% if lab %}<a href="#lab">Lab</a>{% endif %}<a href="#missing">Not in this run</a>
+<a href="#manifest">Manifest</a></nav>
+</div>
 
 <div class="card question">
 <strong>The question.</strong> Do visually grounded text embeddings (CLIP) encode spatial relations better than
@@ -49,10 +70,6 @@ distributional ones (BERT, Sentence-BERT), and which relation types gain from gr
 similarity analysis (RSA) against reference geometries.
 </div>
 
-{% if headline %}
-<div class="card"><strong>In short.</strong>
-<ul>{% for line in headline %}<li>{{ line }}</li>{% endfor %}</ul></div>
-{% endif %}
 
 <h2 id="setup">Setup</h2>
 <ul>
@@ -65,13 +82,16 @@ lexical type named per task below); selectivity = accuracy − control accuracy.
 {% if setup.control_encoders %}Control encoders: {{ setup.control_encoders | join(", ") }}.{% endif %}</li>
 </ul>
 {{ table(setup.tasks) }}
-{{ table(setup.encoders) }}
+{% if setup.encoders.rows | length > 8 %}<details><summary>Encoders ({{ setup.encoders.rows | length }}): kind, source,
+revision, weights</summary>{{ table(setup.encoders) }}</details>{% else %}{{ table(setup.encoders) }}{% endif %}
 
 <h2 id="comparisons">Headline comparisons</h2>
 <p>Paired comparisons on the same test items ({{ selection_words }}); each item's correctness is averaged over
 probe seeds. McNemar (exact) on the per-item majority, sign-flip permutation test on the seed-averaged scores, Holm
 correction within each family of subsets. Intervals: 95%, {{ setup.ci_short }}.</p>
-{% if comparisons and comparisons.rows %}<div class="scroll">{{ table(comparisons) }}</div>{% elif comparisons %}<p class="muted">{{ comparisons.caption }}</p>{% else %}<p class="muted">No encoder comparisons in this run.</p>{% endif %}
+{% if comparisons and comparisons.rows %}{{ table(comparisons) }}{% elif comparisons %}<p class="muted">{{ comparisons.caption }}</p>{% else %}<p class="muted">No encoder comparisons in this run.</p>{% endif %}
+{% if other_comparisons and other_comparisons.rows %}<details><summary>Other reported pairs ({{ other_comparisons.rows | length }}):
+controls and lab objectives</summary>{{ table(other_comparisons) }}</details>{% endif %}
 
 <h2 id="categories">Relation categories</h2>
 {% if grounded %}
@@ -79,7 +99,7 @@ correction within each family of subsets. Intervals: 95%, {{ setup.ci_short }}.<
 grounding when at least one grounded-vs-distributional comparison (control encoders excluded; lab objectives
 compared seed-paired) is significant in favour of the grounded encoder (Holm p &lt; {{ alpha }}) and none against it;
 it is <em>resistant</em> when no comparison is significant.</p>
-{% if verdicts %}<div class="scroll">{{ table(verdicts) }}</div>{% endif %}
+{% if verdicts %}{{ table(verdicts) }}{% endif %}
 {% if category_findings %}<ul>{% for f in category_findings %}<li class="{{ f.kind }}-finding">{{ f.text }}</li>{% endfor %}</ul>{% endif %}
 {% else %}
 <p><strong>This run has no grounded encoder</strong> (no CLIP encoder and no lab-vision encoder), so it cannot say
@@ -87,16 +107,19 @@ which relation types gain from grounding.</p>
 {% endif %}
 {% for fig in figures.probing_categories %}{{ figure(fig) }}{% endfor %}
 
-<h3>Baselines, chance and selectivity</h3>
-{% if baseline_findings %}<ul>{% for f in baseline_findings %}<li>{{ f.text }}</li>{% endfor %}</ul>
-{% else %}<p>No probe's interval covers chance, and no probe's selectivity interval covers zero.</p>{% endif %}
-<div class="scroll">{{ table(accuracy) }}</div>
+<h3 id="baselines">Baselines, chance and selectivity</h3>
+{% if baseline_findings or (chance_categories and chance_categories.rows) %}<ul>{% for f in baseline_findings %}<li>{{ f.text }}</li>{% endfor %}</ul>
+{% if chance_categories and chance_categories.rows %}<p>Relation categories on which a probe is at chance (its 95% interval covers chance):</p>
+{{ table(chance_categories) }}{% endif %}
+{% elif accuracy and accuracy.rows %}<p>No probe's interval covers chance, and no probe's selectivity interval covers zero.</p>
+{% else %}<p class="muted">No probe accuracies in this run.</p>{% endif %}
+{{ table(accuracy) }}
 {% for fig in figures.probing %}{{ figure(fig) }}{% endfor %}
 
 <h2 id="rsa">Representational similarity analysis</h2>
 {% if rsa_findings %}
 <ul>{% for f in rsa_findings %}<li>{{ f.text }}</li>{% endfor %}</ul>
-<div class="scroll">{{ table(rsa) }}</div>
+{{ table(rsa) }}
 {% else %}<p class="muted">No RSA results in this run.</p>{% endif %}
 {% for fig in figures.rsa %}{{ figure(fig) }}{% endfor %}
 
@@ -108,8 +131,23 @@ t intervals across seeds; differences are seed-paired (paired t-test and exact s
 test items when predictions are present), Holm-corrected per family.</p>
 {% if lab.findings %}<ul>{% for line in lab.findings %}<li>{{ line }}</li>{% endfor %}</ul>{% endif %}
 {% for fig in figures.lab %}{{ figure(fig) }}{% endfor %}
-<div class="scroll">{{ table(lab.summary) }}</div>
-<div class="scroll">{{ table(lab.comparisons) }}</div>
+{{ table(lab.summary) }}
+{{ table(lab.comparisons) }}
+{% endif %}
+
+{% if replication %}
+<h2 id="replication">Replication</h2>
+<p>The founding study's protocol, exactly (VSR random split, 7,680 training captions, L2-normalised sentence
+embeddings, one-vs-rest logistic regression with C = 1 per relation with ≥ 50 captions, 5 stratified folds; score =
+mean macro-F1 over relations), beside the corrected protocol on the same data and relations (standardised features,
+C by inner CV, folds grouped by caption text, the all-negative floor, the lexical floor, the concept-disjoint split, paired
+tests across relations). Tables: <code>replication/</code>.</p>
+{% if replication.findings %}<ul>{% for line in replication.findings %}<li>{{ line }}</li>{% endfor %}</ul>{% endif %}
+{% if replication.summary_rows %}<div class="scroll"><table><thead><tr>{% for c in replication.summary_columns %}<th>{{ c }}</th>{% endfor %}</tr></thead>
+<tbody>{% for row in replication.summary_rows %}<tr>{% for cell in row %}<td{% if loop.index0 > 2 %} class="num"{% endif %}>{{ cell }}</td>{% endfor %}</tr>
+{% endfor %}</tbody></table></div>{% endif %}
+{% if replication.erasure %}<h3>What depends on the erased subspace (LEACE)</h3>
+<ul>{% for line in replication.erasure %}<li>{{ line }}</li>{% endfor %}</ul>{% endif %}
 {% endif %}
 
 <h2 id="missing">Not in this run</h2>
@@ -126,11 +164,11 @@ test items when predictions are present), Holm-corrected per family.</p>
 
 MACROS = r"""
 {% macro table(t) -%}
-{% if t and t.rows %}<table>{% if t.caption %}<caption class="muted">{{ t.caption }}</caption>{% endif %}
+{% if t and t.rows %}<div class="scroll"><table>{% if t.caption %}<caption class="muted">{{ t.caption }}</caption>{% endif %}
 <thead><tr>{% for c in t.columns %}<th>{{ c }}</th>{% endfor %}</tr></thead>
 <tbody>{% for row in t.rows %}<tr{% if t.highlight and t.highlight[loop.index0] %} class="sig"{% endif %}>
 {% for cell in row %}<td{% if t.numeric[loop.index0] %} class="num"{% endif %}>{{ cell }}</td>{% endfor %}</tr>
-{% endfor %}</tbody></table>{% endif %}
+{% endfor %}</tbody></table></div>{% endif %}
 {%- endmacro %}
 {% macro figure(f) -%}
 <figure id="fig-{{ f.name }}"><img alt="{{ f.title }}" src="data:image/png;base64,{{ f.png }}">

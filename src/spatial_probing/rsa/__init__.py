@@ -14,9 +14,10 @@ __getattr__, __dir__, _ = lazy_loader.attach(__name__, submod_attrs={
     "rdm": ["RDM_METHODS", "calc_rdm", "condition_centroids", "to_square"],
     "references": ["REFERENCES", "NotApplicable", "Reference", "applicable_references", "build_reference"],
     "runner": ["RSA_COLUMNS", "RSASettings", "RSAUnit", "run_rsa"],
+    "meaning": ["MEANING_COLUMNS", "MeaningSettings", "build_triples", "meaning_rows", "run_meaning"],
 })
 
-__all__ = ["COMPARISON_METHODS", "RDM_METHODS", "REFERENCES", "RSA_COLUMNS", "NotApplicable", "PermutationResult",
+__all__ = ["COMPARISON_METHODS", "MEANING_COLUMNS", "MeaningSettings", "build_triples", "meaning_rows", "run_meaning", "RDM_METHODS", "REFERENCES", "RSA_COLUMNS", "NotApplicable", "PermutationResult",
            "RSASettings", "RSAUnit", "Reference", "applicable_references", "bootstrap_ci", "bootstrap_samples",
            "build_reference", "calc_rdm", "compare_rdms", "condition_centroids", "item_permutations",
            "permutation_test", "run_rsa", "to_square"]

@@ -26,8 +26,9 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from spatial_probing.data.schema import Example
-from spatial_probing.io import atomic_path, atomic_write_json, package_versions, sha256_bytes, sha256_texts
-from spatial_probing.probe.runner import part_is_current, pending_units, safe_name, task_examples
+from spatial_probing.io import atomic_path, atomic_write_json, package_versions, sha256_bytes
+from spatial_probing.probe.runner import (PROBE_FORMAT_VERSION, examples_hash, part_is_current, pending_units,
+                                          safe_name, task_examples)
 from spatial_probing.probe.tasks import TASKS, get_task
 from spatial_probing.rsa.compare import COMPARISON_METHODS
 from spatial_probing.rsa.inference import bootstrap_ci, permutation_test
@@ -99,18 +100,17 @@ class RSASettings(BaseModel):
         return [t for t in run_tasks if t in chosen.values()]
 
 
-class RSAUnit(BaseModel):
-    """Everything that determines one (task, encoder) RSA unit; its hash names the part files.
+class StepUnit(BaseModel):
+    """What a post-probe step's unit (RSA, meaning over words) shares with the probe unit of its task.
 
     ``split``, ``load_kwargs``, ``max_train``, ``max_test`` and ``probe_seed`` mirror the probe
-    unit, so that the same examples (and cached embeddings) are used.
+    unit, so that the same examples (and cached embeddings) are used; the hash names the part files.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     task: str
     encoder: str
-    settings: RSASettings = RSASettings()
     layers: str = "all"
     split: str | None = None
     load_kwargs: dict[str, Any] = Field(default_factory=dict)
@@ -121,6 +121,12 @@ class RSAUnit(BaseModel):
 
     def digest(self) -> str:
         return sha256_bytes(self.model_dump_json().encode())[:16]
+
+
+class RSAUnit(StepUnit):
+    """Everything that determines one (task, encoder) RSA unit."""
+
+    settings: RSASettings = RSASettings()
 
 
 def probe_examples(unit: RSAUnit, data_dir: str | Path | None = None) -> list[Example]:
@@ -209,13 +215,18 @@ def run_rsa_unit(unit: RSAUnit, out_dir: str | Path, *, data_dir: str | Path | N
                  image_dir: str | Path | None = None, show_progress: bool = False,
                  log=print) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Embed (from the cache) and analyse one unit; writes its ``rdms/*.npz``; returns (rows, metadata)."""
-    from spatial_probing.embed import embed_examples, load_encoder
+    from spatial_probing.embed import embed_examples, fit_lexical, load_encoder
 
     out_dir = Path(out_dir)
     dataset = get_task(unit.task).spec.dataset
     examples = probe_examples(unit, data_dir)
     encoder = load_encoder(unit.encoder, model_path=model_path, device=unit.device)
-    emb = embed_examples(examples, encoder, layers=unit.settings.layers or unit.layers, cache_dir=cache_dir,
+    # bow:, order: — RSA has no held-out side: the vocabulary is that of every analysed example, so the RDM
+    # reflects the words and not where the split fell
+    fit_lexical(encoder, examples)
+    # a one-layer encoder (bow:, order:, static:…) gives its one layer whatever the selector
+    layers = "all" if len(encoder.layer_names) == 1 else unit.settings.layers or unit.layers
+    emb = embed_examples(examples, encoder, layers=layers, cache_dir=cache_dir,
                          image_dir=image_dir, show_progress=show_progress)
     rows, counts = select_items(examples, max_items=unit.settings.max_items, seed=unit.settings.seed)
     chosen = [examples[i] for i in rows]
@@ -232,7 +243,7 @@ def run_rsa_unit(unit: RSAUnit, out_dir: str | Path, *, data_dir: str | Path | N
                                  rdm_method=unit.settings.rdm_methods[0])
     meta = {"unit": unit.model_dump(mode="json"), "config_hash": unit.digest(), "dataset": dataset,
             "encoder": encoder.info.model_dump(mode="json"), "items": counts,
-            "data_hash": sha256_texts(f"{e.id}\x1f{e.text}" for e in chosen),
+            "data_hash": examples_hash(chosen), "format_version": PROBE_FORMAT_VERSION,
             "references": {n: {"n_items": int(r.keep.sum()), "note": r.note} for n, r in refs.items()},
             "skipped_references": skipped, "rdm_files": files}
     return table, meta
@@ -243,32 +254,51 @@ def _part_paths(out_dir: Path, unit: RSAUnit) -> tuple[Path, Path]:
     return stem.with_suffix(".parquet"), stem.with_suffix(".json")
 
 
-def _done(out_dir: Path, unit: RSAUnit, weights_hash: str | None = None) -> bool:
+def _chosen_hash(unit: RSAUnit, data_dir: str | Path | None) -> str:
+    """The data hash of the items ``unit`` analyses (as stored in its part's metadata)."""
+    examples = probe_examples(unit, data_dir)
+    rows, _ = select_items(examples, max_items=unit.settings.max_items, seed=unit.settings.seed)
+    return examples_hash([examples[i] for i in rows])
+
+
+def _done(out_dir: Path, unit: RSAUnit, weights_hash: str | None = None, data_dir: str | Path | None = None) -> bool:
     table, meta = _part_paths(out_dir, unit)
-    return table.is_file() and part_is_current(meta, unit.digest(), weights_hash)
+    return table.is_file() and part_is_current(meta, unit.digest(), weights_hash, lambda: _chosen_hash(unit, data_dir))
+
+
+def assemble_parts(out_dir: str | Path, name: str, columns: list[str], sort_by: list[str], *, what: str,
+                   command: str = "", config: dict[str, Any] | None = None,
+                   started: str | None = None) -> dict[str, Path]:
+    """Concatenate ``{name}_parts/`` into ``{name}.parquet``/``.csv`` and ``{name}_manifest.json`` (atomically).
+
+    Shared by the RSA and the meaning-over-words steps (each part: a parquet table and its JSON metadata).
+    """
+    out_dir = Path(out_dir)
+    metas = sorted((out_dir / f"{name}_parts").glob("*.json"))
+    if not metas:
+        raise ValueError(f"{out_dir}: no completed {what} units under {name}_parts/ to assemble")
+    tables = [pd.read_parquet(m.with_suffix(".parquet")) for m in metas]
+    table = pd.concat([t for t in tables if not t.empty] or [pd.DataFrame(columns=columns)], ignore_index=True)
+    table = table.sort_values(sort_by, kind="mergesort").reset_index(drop=True)
+    paths = {name: out_dir / f"{name}.parquet", f"{name}_csv": out_dir / f"{name}.csv",
+             f"{name}_manifest": out_dir / f"{name}_manifest.json"}
+    with atomic_path(paths[name]) as tmp:
+        table.to_parquet(tmp, index=False)
+    with atomic_path(paths[f"{name}_csv"]) as tmp:
+        table.to_csv(tmp, index=False)
+    atomic_write_json(paths[f"{name}_manifest"], {
+        "command": command, "config": config or {}, "started": started,
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), "versions": package_versions(),
+        "units": [json.loads(m.read_text()) for m in metas],
+        "tables_sha256": {k: hashlib.sha256(paths[k].read_bytes()).hexdigest() for k in (name, f"{name}_csv")}})
+    return paths
 
 
 def assemble_rsa(out_dir: str | Path, *, command: str = "", config: dict[str, Any] | None = None,
                  started: str | None = None) -> dict[str, Path]:
     """Concatenate ``rsa_parts/`` into ``rsa.parquet``/``rsa.csv`` and ``rsa_manifest.json`` (atomically)."""
-    out_dir = Path(out_dir)
-    metas = sorted((out_dir / "rsa_parts").glob("*.json"))
-    if not metas:
-        raise ValueError(f"{out_dir}: no completed RSA units under rsa_parts/ to assemble")
-    tables = [pd.read_parquet(m.with_suffix(".parquet")) for m in metas]
-    table = pd.concat([t for t in tables if not t.empty] or [pd.DataFrame(columns=RSA_COLUMNS)], ignore_index=True)
-    table = table.sort_values(RSA_COLUMNS[:6], kind="mergesort").reset_index(drop=True)
-    paths = {"rsa": out_dir / "rsa.parquet", "rsa_csv": out_dir / "rsa.csv", "rsa_manifest": out_dir / "rsa_manifest.json"}
-    with atomic_path(paths["rsa"]) as tmp:
-        table.to_parquet(tmp, index=False)
-    with atomic_path(paths["rsa_csv"]) as tmp:
-        table.to_csv(tmp, index=False)
-    atomic_write_json(paths["rsa_manifest"], {
-        "command": command, "config": config or {}, "started": started,
-        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), "versions": package_versions(),
-        "units": [json.loads(m.read_text()) for m in metas],
-        "tables_sha256": {k: hashlib.sha256(paths[k].read_bytes()).hexdigest() for k in ("rsa", "rsa_csv")}})
-    return paths
+    return assemble_parts(out_dir, "rsa", RSA_COLUMNS, RSA_COLUMNS[:6], what="RSA", command=command, config=config,
+                          started=started)
 
 
 def run_rsa(units: Sequence[RSAUnit], out_dir: str | Path, *, data_dir: str | Path | None = None,
@@ -279,7 +309,7 @@ def run_rsa(units: Sequence[RSAUnit], out_dir: str | Path, *, data_dir: str | Pa
     out_dir = Path(out_dir)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     cache_dir = cache_dir if cache_dir is not None else out_dir / "cache"
-    for unit, model_path in pending_units(units, lambda u, w: _done(out_dir, u, w), stage="rsa",
+    for unit, model_path in pending_units(units, lambda u, w: _done(out_dir, u, w, data_dir), stage="rsa",
                                           label=lambda u: f"{u.task} × {u.encoder}", model_paths=model_paths,
                                           cache_dir=cache_dir, log=log, show_progress=show_progress):
         table, meta = run_rsa_unit(unit, out_dir, data_dir=data_dir, model_path=model_path, cache_dir=cache_dir,
