@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from spatial_probing.cli_errors import exit_on
+from spatial_probing.cli_errors import exit_on, progress_wanted
 from spatial_probing.data.cli import app as data_app
 from spatial_probing.embed.cli import embed as embed_command
 from spatial_probing.lab.cli import app as lab_app
@@ -51,6 +51,6 @@ def demo(out: Path = typer.Option(Path("demo-output"), "--out", help="Where the 
 
     start = time.perf_counter()
     with exit_on(ValueError, DataError, FileNotFoundError):
-        paths = run_demo(out, device=device, command=shlex.join(sys.argv), log=typer.echo, show_progress=not quiet)
+        paths = run_demo(out, device=device, command=shlex.join(sys.argv), log=typer.echo, show_progress=progress_wanted(quiet))
     typer.echo(f"demo finished in {time.perf_counter() - start:.0f} s; tables, figures and caches under {out}/")
     typer.echo(f"report: {paths['report'].resolve()}")

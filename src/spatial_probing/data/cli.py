@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from spatial_probing.cli_errors import fail
+from spatial_probing.cli_errors import fail, progress_wanted
 from spatial_probing.data import DATASETS, DataError, LoadReport, load_dataset
 from spatial_probing.data.summary import summarize
 
@@ -90,7 +90,7 @@ def download(
         checksums = dict(_checksum(s) for s in sha256 or [])
         lines = dl.sources(dataset, base_url=base_url)
         written = [] if list_only else dl.download(dataset, to, base_url=base_url, overwrite=overwrite,
-                                                   checksums=checksums, show_progress=not quiet)
+                                                   checksums=checksums, show_progress=progress_wanted(quiet))
     except DataError as err:
         fail(err)
     for line in lines:

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from spatial_probing.cli_errors import fail
+from spatial_probing.cli_errors import fail, progress_wanted
 
 
 def embed(
@@ -65,7 +65,7 @@ def embed(
             enc.fit(train)
         start = time.perf_counter()
         arrays = embed_examples(examples, enc, layers=layers, cache_dir=out, image_dir=image_dir,
-                                show_progress=not quiet)
+                                show_progress=progress_wanted(quiet))
         seconds = time.perf_counter() - start
         fingerprint = enc.fingerprint(memo_file=out / "weights-sha256.json")
         ih = inputs_hash(examples, enc, image_dir=image_dir)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from spatial_probing.cli_errors import exit_on, fail
+from spatial_probing.cli_errors import exit_on, fail, progress_wanted
 from spatial_probing.data.errors import DataError
 
 
@@ -62,7 +62,7 @@ def probe(
                               max_train=max_train, max_test=max_test) for e in encoder]
         paths = run_units(configs, out, data_dir=data_dir, model_paths=paths_by_encoder,
                           cache_dir=cache_dir, image_dir=image_dir, command=shlex.join(sys.argv),
-                          log=typer.echo, show_progress=not quiet)
+                          log=typer.echo, show_progress=progress_wanted(quiet))
     except (ValueError, DataError, FileNotFoundError) as err:
         fail(err)
     typer.echo(f"wrote {paths['results']}, {paths['predictions']}, {paths['comparisons']}, {paths['manifest']}")
@@ -84,5 +84,5 @@ def run_config(config: Path = typer.Argument(..., help="Run config YAML (tasks, 
     with exit_on(ValueError, DataError, FileNotFoundError):
         loaded = load_run_config(config)
         check_run_config(loaded, source=config)  # every problem at once, before anything is written
-        paths = run(loaded, command=shlex.join(sys.argv), log=typer.echo, show_progress=not quiet)
+        paths = run(loaded, command=shlex.join(sys.argv), log=typer.echo, show_progress=progress_wanted(quiet))
     typer.echo(f"wrote {paths['results']}, {paths['comparisons']}, {paths['manifest']}")

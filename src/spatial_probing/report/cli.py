@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from spatial_probing.cli_errors import exit_on
+from spatial_probing.cli_errors import exit_on, progress_wanted
 
 
 def report(run_dir: Path = typer.Argument(..., help="A run directory written by `spatial-probing run`."),
@@ -21,5 +21,5 @@ def report(run_dir: Path = typer.Argument(..., help="A run directory written by 
     from spatial_probing.report.tables import NotARunDirectory, UnreadableRunError
 
     with exit_on(NotARunDirectory, UnreadableRunError):
-        path = build_report(run_dir, out=out, partial=partial, show_progress=not quiet)
+        path = build_report(run_dir, out=out, partial=partial, show_progress=progress_wanted(quiet))
     typer.echo(str(path))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from spatial_probing.cli_errors import exit_on
+from spatial_probing.cli_errors import exit_on, progress_wanted
 from spatial_probing.data.errors import DataError
 
 
@@ -20,7 +20,7 @@ def rsa(config: Path = typer.Argument(..., help="Run config YAML (its `rsa:` sec
     with exit_on(ValueError, DataError, FileNotFoundError):
         loaded = load_run_config(config)
         check_run_config(loaded, source=config)  # every problem at once, before anything is written
-        paths = run_rsa_step(loaded, command=shlex.join(sys.argv), log=typer.echo, show_progress=not quiet)
+        paths = run_rsa_step(loaded, command=shlex.join(sys.argv), log=typer.echo, show_progress=progress_wanted(quiet))
     typer.echo(f"wrote {paths['rsa']}, {paths['rsa_csv']}, {paths['rsa_manifest']} and rdms/")
 
 
