@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from spatial_probing.cli import app
 from spatial_probing.data.schema import Example
 from spatial_probing.pipeline import load_run_config, run, run_rsa_step
+from spatial_probing.probe.runner import task_examples
 from spatial_probing.rsa import RSA_COLUMNS
 from spatial_probing.rsa.runner import RSASettings, select_items
 
