@@ -19,8 +19,10 @@ Why it is fast (each step is exact; the optimum is unchanged):
   need it. The problems of one layer share a single matrix product per evaluation.
 * **preconditioning by the features' covariance** — the fit runs in coordinates ``V`` with
   ``W = U D V``, where ``U diag(e) Uᵀ`` is the eigendecomposition of ``XᵀX/n`` and
-  ``D = (e + μ)^-½``; the penalty is kept exact as ``Σ D² V²``. Embedding features are strongly
-  correlated, so this cuts the iterations several-fold.
+  ``D = (e + μ + K·λ)^-½`` per problem (``λ`` its penalty, ``K`` classes: the Hessian is about
+  ``XᵀX/(nK) + λ``); the penalty is kept exact as ``Σ D² V²``. Embedding features are strongly
+  correlated, so this cuts the iterations several-fold, and a strongly penalised problem (small C, a
+  small MDL portion) keeps near-natural coordinates instead of an ill-conditioned penalty.
 * **identical problems are fitted once** — e.g. the task probe of every seed when seeds only
   change the control task.
 * **only a problem's own rows are computed** — problems are grouped by the rows they train on
@@ -59,10 +61,12 @@ def standardize(train: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...
 
 
 class CovarianceBasis:
-    """Features of each group in the coordinates ``V`` with ``W = U D V`` (see the module docstring).
+    """Features of each group rotated into the eigenbasis ``U`` of their covariance (see the module docstring).
 
     Build it once per feature array (:func:`covariance_basis`) and pass it to every
-    :func:`fit_softmax_batched` call on that array: the eigendecomposition is the costly part.
+    :func:`fit_softmax_batched` call on that array: the eigendecomposition is the costly part. The scaling
+    ``D`` of the coordinates ``W = U D V`` is per problem (it depends on the problem's penalty), so it is not
+    stored here.
     """
 
     def __init__(self, X: torch.Tensor) -> None:
@@ -70,10 +74,9 @@ class CovarianceBasis:
         S = torch.stack([x.to(wide).T @ x.to(wide) for x in X]) / X.shape[1]  # one layer at a time
         e, U = torch.linalg.eigh(S.cpu().double())  # d × d per layer: small, so on the CPU in float64
         e = e.clamp_min(0)
-        D = (e + PRECONDITIONER_RIDGE * e.mean(-1, keepdim=True).clamp_min(1e-12)).rsqrt()
-        self.T, self.U, self.Dinv, self.D2 = (t.to(device=X.device, dtype=X.dtype)
-                                              for t in (U * D[:, None, :], U, 1 / D, D.pow(2)))  # W = T V
-        self.Xh = torch.bmm(X, self.T)
+        ridge = PRECONDITIONER_RIDGE * e.mean(-1, keepdim=True).clamp_min(1e-12)
+        self.U, self.e, self.ridge = (t.to(device=X.device, dtype=X.dtype) for t in (U, e, ridge))
+        self.Xh = torch.bmm(X, self.U)
 
     def astype(self, dtype: torch.dtype) -> CovarianceBasis:
         """The same basis in ``dtype`` (memoised; no new eigendecomposition)."""
@@ -82,18 +85,13 @@ class CovarianceBasis:
         cache = self.__dict__.setdefault("_as", {})
         if dtype not in cache:
             other = object.__new__(CovarianceBasis)
-            other.T, other.U, other.Dinv, other.D2, other.Xh = (t.to(dtype) for t in
-                                                               (self.T, self.U, self.Dinv, self.D2, self.Xh))
+            other.U, other.e, other.ridge, other.Xh = (t.to(dtype) for t in (self.U, self.e, self.ridge, self.Xh))
             cache[dtype] = other
         return cache[dtype]
 
     @property
     def shape(self) -> tuple[int, int, int]:
         return tuple(self.Xh.shape)  # type: ignore[return-value]
-
-    def to_coordinates(self, W: torch.Tensor, layer: torch.Tensor) -> torch.Tensor:
-        """``V = D⁻¹ Uᵀ W`` of weights ``W (p, d, K)`` whose problems use layers ``layer (p,)``."""
-        return self.Dinv[layer][..., None] * torch.einsum("pde,pdk->pek", self.U[layer], W)
 
 
 def covariance_basis(X: np.ndarray, *, device: str = "auto", dtype: torch.dtype = torch.float32) -> CovarianceBasis:
@@ -117,11 +115,16 @@ class _Problems:
 
     def __init__(self, pre: CovarianceBasis, segments: list[tuple[int, torch.Tensor | None]], group: torch.Tensor,
                  Y: torch.Tensor, w: torch.Tensor, lam: torch.Tensor, n_classes: int) -> None:
-        self.T, self.U, self.Dinv, self.D2 = pre.T, pre.U, pre.Dinv, pre.D2
+        self.U = pre.U
         self.Xh = [pre.Xh[g] if rows is None else pre.Xh[g][rows] for g, rows in segments]
         self.rows = [rows for _, rows in segments]
         self.layer = torch.as_tensor([g for g, _ in segments], device=group.device)
         self.group, self.Y, self.w, self.lam, self.K = group, Y, w, lam, n_classes
+        # per-problem scaling D = (e + ridge + K·λ)^-½: the Hessian is about S/K + λ·I, so a strongly penalised
+        # problem gets near-natural coordinates and a weakly penalised one the covariance preconditioner
+        layer = self.layer[group]
+        D = (pre.e[layer] + pre.ridge[layer] + n_classes * lam[:, None]).rsqrt()
+        self.D, self.Dinv, self.D2 = D, 1 / D, D.pow(2)
 
     def loss_grad(self, idx: torch.Tensor, V: torch.Tensor, c: torch.Tensor
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -134,19 +137,20 @@ class _Problems:
             q = len(p)
             Xh, rows, g = self.Xh[s], self.rows[s], self.layer[s]
             n, d = Xh.shape
-            Vg = V[sel].permute(1, 0, 2).reshape(d, q * K)
+            Dp = self.D[p][:, :, None]
+            Vg = (Dp * V[sel]).permute(1, 0, 2).reshape(d, q * K)
             logits = torch.addmm(c[sel].reshape(1, q * K), Xh, Vg).view(n, q, K)
             y = (self.Y[p] if rows is None else self.Y[p][:, rows]).T[..., None]  # (n, q, 1)
             w = (self.w[p] if rows is None else self.w[p][:, rows]).T  # (n, q)
             lse = torch.logsumexp(logits, -1)
             nll = lse - torch.gather(logits, -1, y).squeeze(-1)
             Vp = V[sel]
-            lam_d2 = self.lam[p][:, None, None] * self.D2[g][None, :, None]
+            lam_d2 = self.lam[p][:, None, None] * self.D2[p][:, :, None]
             f[sel] = (nll * w).sum(0) + 0.5 * (lam_d2 * Vp.pow(2)).sum((1, 2))
             R = torch.exp(logits.sub_(lse[..., None]))  # softmax, in place of the logits
             R.scatter_add_(-1, y, torch.full_like(y, -1, dtype=R.dtype))
             R.mul_(w[..., None])
-            gV[sel] = (Xh.T @ R.view(n, q * K)).view(d, q, K).permute(1, 0, 2) + lam_d2 * Vp
+            gV[sel] = Dp * (Xh.T @ R.view(n, q * K)).view(d, q, K).permute(1, 0, 2) + lam_d2 * Vp
             gc[sel] = R.sum(0)
         return f, gV, gc
 
@@ -154,15 +158,22 @@ class _Problems:
         """Largest absolute gradient entry in the original coordinates (sklearn's stopping test)."""
         out = gc.abs().amax(-1)
         for g, sel in _by_group(self.layer[self.group[idx]]):
-            gW = torch.einsum("de,qek->qdk", self.U[g], self.Dinv[g][None, :, None] * gV[sel])
+            gW = torch.einsum("de,qek->qdk", self.U[g], self.Dinv[idx[sel]][:, :, None] * gV[sel])
             out[sel] = torch.maximum(out[sel], gW.abs().amax((1, 2)))
         return out
 
+    def to_coordinates(self, W: torch.Tensor) -> torch.Tensor:
+        """``V = D⁻¹ Uᵀ W`` of every problem's weights ``W (P, d, K)`` (a warm start)."""
+        V = torch.empty_like(W)
+        for g, sel in _by_group(self.layer[self.group]):
+            V[sel] = self.Dinv[sel][:, :, None] * torch.einsum("de,qdk->qek", self.U[g], W[sel])
+        return V
+
     def weights_of(self, V: torch.Tensor) -> torch.Tensor:
-        """``W = T V`` per problem: back to the original coordinates."""
+        """``W = U D V`` per problem: back to the original coordinates."""
         W = torch.empty_like(V)
         for g, sel in _by_group(self.layer[self.group]):
-            W[sel] = torch.einsum("de,qek->qdk", self.T[g], V[sel])
+            W[sel] = torch.einsum("de,qek->qdk", self.U[g], self.D[sel][:, :, None] * V[sel])
         return W
 
 
@@ -323,8 +334,7 @@ def fit_softmax_batched(X: np.ndarray | CovarianceBasis, Y: np.ndarray, *, n_cla
         with torch.no_grad():
             V0 = c0 = None
             if init is not None:
-                layer = torch.as_tensor(g, device=dev)
-                V0 = pre.to_coordinates(torch.as_tensor(init[0][g, q], dtype=dtype, device=dev), layer)
+                V0 = prob.to_coordinates(torch.as_tensor(init[0][g, q], dtype=dtype, device=dev))
                 c0 = torch.as_tensor(init[1][g, q], dtype=dtype, device=dev)
             W, b, _ = _lbfgs(prob, len(chunk), d, max_iter, tol, dtype, dev, V0, c0)
         Ws[s:s + len(chunk)], bs[s:s + len(chunk)] = W.cpu().numpy(), b.cpu().numpy()
