@@ -253,7 +253,7 @@ def _checked_and_prepared(config: RunConfig, *, log=print) -> RunConfig:
     return config
 
 
-def run(config: RunConfig, *, command: str = "", log=print) -> dict[str, Path]:
+def run(config: RunConfig, *, command: str = "", log=print, show_progress: bool = True) -> dict[str, Path]:
     """Run (or resume) every unit of ``config`` and assemble the run directory's tables (then the RSA step).
 
     The whole config is checked first (:func:`validate_run_config`); a config with problems raises
@@ -264,23 +264,24 @@ def run(config: RunConfig, *, command: str = "", log=print) -> dict[str, Path]:
         return _run_founding_study(config, command=command, log=log)
     paths = run_units(config.units(), config.out, data_dir=config.data_dir, model_paths=dict(config.model_paths),
                       cache_dir=config.cache_dir, image_dir=config.image_dir, command=command,
-                      run_config=config.model_dump(mode="json"), log=log)
+                      run_config=config.model_dump(mode="json"), log=log, show_progress=show_progress)
     if config.rsa is not None:
-        paths.update(run_rsa_step(config, command=command, log=log))
+        paths.update(run_rsa_step(config, command=command, log=log, show_progress=show_progress))
     if config.meaning_units():
         paths.update(run_meaning_step(config, command=command, log=log))
     if config.pairs is not None:
         paths.update(run_pairs_step(config, command=command, log=log))
     paths.update(_run_erasure_step(config, log=log))
-    return _with_report(config, paths, log=log)
+    return _with_report(config, paths, log=log, show_progress=show_progress)
 
 
-def _with_report(config: RunConfig, paths: dict[str, Path], *, log=print) -> dict[str, Path]:
+def _with_report(config: RunConfig, paths: dict[str, Path], *, log=print,
+                 show_progress: bool = False) -> dict[str, Path]:
     """``paths`` plus ``report.html`` when the config asks for the report."""
     if config.report:
         from spatial_probing.report import build_report
 
-        paths["report"] = build_report(config.out)
+        paths["report"] = build_report(config.out, show_progress=show_progress)
         log(f"report: {paths['report']}")
     return paths
 
@@ -312,14 +313,14 @@ def _run_erasure_step(config: RunConfig, *, log=print) -> dict[str, Path]:
                        task_options=config.task_options, device=config.device, log=log)
 
 
-def run_rsa_step(config: RunConfig, *, command: str = "", log=print) -> dict[str, Path]:
+def run_rsa_step(config: RunConfig, *, command: str = "", log=print, show_progress: bool = True) -> dict[str, Path]:
     """Only the RSA step of ``config`` (``rsa.parquet``/``.csv``, ``rdms/``), sharing the run's embedding cache."""
     if config.rsa is None:
         raise ValueError("the run config has `rsa: null`: the RSA step is turned off")
     config = _checked_and_prepared(config, log=log)
     return run_rsa(config.rsa_units(), config.out, data_dir=config.data_dir, model_paths=dict(config.model_paths),
                    cache_dir=config.cache_dir, image_dir=config.image_dir, command=command,
-                   run_config=config.model_dump(mode="json"), log=log)
+                   run_config=config.model_dump(mode="json"), log=log, show_progress=show_progress)
 
 
 def run_meaning_step(config: RunConfig, *, command: str = "", log=print) -> dict[str, Path]:

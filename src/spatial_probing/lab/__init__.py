@@ -50,17 +50,16 @@ answer per relation kind with a seeds × scenes interval and a Holm-corrected ve
 
 from __future__ import annotations
 
-from spatial_probing.lab.compare import (
-    hierarchical_diff,
-    lab_answer,
-    objective_comparisons,
-    objective_summary,
-    parse_lab_arm,
-    parse_lab_encoder,
-)
-from spatial_probing.lab.config import OBJECTIVES, LabConfig, load_lab_config
-from spatial_probing.lab.data import build_corpus, build_tokenizer, build_vocab, check_probe_data
-from spatial_probing.lab.train import TrainedEncoder, train_encoder, train_lab
+import lazy_loader
+
+# Names load on first use (PEP 562), so `spatial-probing --help` and a cached run import no heavy library.
+__getattr__, __dir__, _ = lazy_loader.attach(__name__, submod_attrs={
+    "compare": ["hierarchical_diff", "lab_answer", "objective_comparisons", "objective_summary", "parse_lab_arm",
+                "parse_lab_encoder"],
+    "config": ["OBJECTIVES", "LabConfig", "load_lab_config"],
+    "data": ["build_corpus", "build_tokenizer", "build_vocab", "check_probe_data"],
+    "train": ["TrainedEncoder", "train_encoder", "train_lab"],
+})
 
 __all__ = ["OBJECTIVES", "LabConfig", "TrainedEncoder", "build_corpus", "build_tokenizer", "build_vocab",
            "check_probe_data", "hierarchical_diff", "lab_answer", "load_lab_config", "objective_comparisons",

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from spatial_probing.cli_errors import fail
+from spatial_probing.cli_errors import fail, progress_wanted
 
 app = typer.Typer(no_args_is_help=True, help="Grounding lab: matched small encoders trained with MLM, text-only "
                                              "contrastive and visual contrastive objectives.")
@@ -30,7 +30,7 @@ def train(
 
     try:
         lab = load_lab_config(config)
-        trained = train_lab(lab, out=out, device=device, force=force, show_progress=not quiet,
+        trained = train_lab(lab, out=out, device=device, force=force, show_progress=progress_wanted(quiet),
                             command=shlex.join(sys.argv), log=typer.echo)
     except (ValueError, OSError) as err:
         fail(err)

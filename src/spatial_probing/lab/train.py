@@ -503,7 +503,7 @@ def train_lab(config: LabConfig, *, out: str | Path | None = None, device: str |
     hashes, convergence, retrieval accuracies), ``OUT/lab_curves.csv``, ``OUT/vision_check.csv``
     (when a vision arm is trained), ``OUT/encoders.yaml`` and ``OUT/lab_manifest.json``.
     """
-    from spatial_probing.embed import resolve_device
+    from spatial_probing.device import resolve_device
     from spatial_probing.lab.vision_check import VISION_CHECK_TABLE, vision_check
 
     out = Path(out) if out is not None else config.out

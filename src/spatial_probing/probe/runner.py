@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -213,9 +214,14 @@ def _signed_bootstrap(x: np.ndarray, masks: np.ndarray, clusters: np.ndarray, n_
 def task_examples(task: str, *, data_dir: str | Path | None = None, split: str | None = None,
                   load_kwargs: dict[str, Any] | None = None, max_train: int | None = None,
                   max_test: int | None = None, seed: int = 0) -> list[Example]:
-    """The examples a unit of ``task`` uses: loaded under the split policy, train and test capped (whole groups)."""
+    """The examples a unit of ``task`` uses: loaded under the split policy, train and test capped (whole groups).
+
+    Under ``own`` and ``zeroshot`` only the task's training and test splits are kept, so nothing else is embedded.
+    """
     t = get_task(task)
     examples = t.load(data_dir, split=split or t.spec.split, **(load_kwargs or {}))
+    if (split or t.spec.split) in ("own", "zeroshot"):  # other splits (dev, valid) would be embedded for nothing
+        examples = [e for e in examples if e.split in t.spec.train_splits or e.split in t.spec.test_splits]
     train = [e for e in examples if e.split in t.spec.train_splits]
     return cap_examples(train, max_train, seed) + \
         cap_examples([e for e in examples if e.split not in t.spec.train_splits], max_test, seed)
@@ -336,21 +342,30 @@ def part_is_current(meta_path: Path, config_hash: str, weights_hash: str | None,
 
 
 def pending_units(units: Sequence[Any], done: Callable[[Any, str], bool], *, stage: str, label: Callable[[Any], str],
-                  model_paths: dict[str, str | Path] | None, cache_dir: str | Path, log=print
-                  ) -> Iterator[tuple[Any, str | Path | None]]:
+                  model_paths: dict[str, str | Path] | None, cache_dir: str | Path, log=print,
+                  show_progress: bool = False) -> Iterator[tuple[Any, str | Path | None]]:
     """The units (probe or RSA) still to compute, each with its model path; finished ones are logged and skipped.
 
     ``done(unit, weights_hash)`` says whether the unit's part is current for these encoder weights, so a
-    resumed run recomputes exactly the units whose configuration or model changed.
+    resumed run recomputes exactly the units whose configuration or model changed. A progress bar over the
+    units (with ETA) names the unit being computed; the log gets one line per finished unit with its time.
     """
-    for unit in units:
-        model_path = (model_paths or {}).get(unit.encoder)
-        weights = encoder_weights_hash(unit.encoder, model_path=model_path, cache_dir=cache_dir)
-        if done(unit, weights):
-            log(f"skip {stage} {label(unit)}: done (config {unit.digest()}, same weights, data and format)")
-            continue
-        log(f"{stage} {label(unit)}")
-        yield unit, model_path
+    from tqdm.auto import tqdm
+
+    with tqdm(total=len(units), desc=stage, unit="unit", disable=not show_progress) as bar:
+        for unit in units:
+            model_path = (model_paths or {}).get(unit.encoder)
+            weights = encoder_weights_hash(unit.encoder, model_path=model_path, cache_dir=cache_dir)
+            if done(unit, weights):
+                log(f"skip {stage} {label(unit)}: done (config {unit.digest()}, same weights, data and format)")
+                bar.update()
+                continue
+            log(f"{stage} {label(unit)}")
+            bar.set_postfix_str(label(unit), refresh=True)
+            start = time.perf_counter()
+            yield unit, model_path
+            log(f"{stage} {label(unit)}: finished in {time.perf_counter() - start:.1f} s")
+            bar.update()
 
 
 def unit_done(out_dir: Path, config: UnitConfig, weights_hash: str | None = None, *,
@@ -490,7 +505,8 @@ def run_units(configs: Sequence[UnitConfig], out_dir: str | Path, *, data_dir: s
         of_task = [c for c in configs if c.task == task]
         for config, model_path in pending_units(of_task, lambda c, w: unit_done(out_dir, c, w, data_dir=data_dir), stage="probe",
                                                 label=lambda c: f"{c.task} × {c.encoder} ({c.settings.probe})",
-                                                model_paths=model_paths, cache_dir=cache_dir, log=log):
+                                                model_paths=model_paths, cache_dir=cache_dir, log=log,
+                                                show_progress=show_progress):
             results, predictions, meta = run_unit(config, data_dir=data_dir, model_path=model_path,
                                                   cache_dir=cache_dir, image_dir=image_dir, show_progress=show_progress)
             write_unit(out_dir, config, results, predictions, meta)

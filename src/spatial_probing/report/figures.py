@@ -464,11 +464,16 @@ def wrap_titles(fig: Figure) -> None:
     fig.tight_layout()
 
 
-def make_figures(analysis: RunAnalysis, out_dir: str | Path | None = None) -> list[Plot]:
+def make_figures(analysis: RunAnalysis, out_dir: str | Path | None = None, *,
+                 show_progress: bool = False) -> list[Plot]:
     """Draw every figure and close it, keeping its PNG bytes in :attr:`Plot.png`; with ``out_dir``, also write
     each as PNG and SVG there. Figures without data keep their reason in :attr:`Plot.missing`."""
+    from tqdm.auto import tqdm
+
     plots = []
-    for draw in FIGURES:
+    bar = tqdm(FIGURES, desc="report figures", unit="figure", disable=not show_progress, leave=False)
+    for draw in bar:
+        bar.set_postfix_str(draw.__name__, refresh=False)
         plot = draw(analysis)
         if plot.figure is not None:
             wrap_titles(plot.figure)

@@ -355,7 +355,7 @@ def _embed(plot: Plot) -> dict[str, str]:
 
 
 def build_report(run_dir: str | Path, *, out: str | Path | None = None, figures_dir: str | Path | None = None,
-                 n_boot: int = 2000, seed: int = 0, partial: bool = False) -> Path:
+                 n_boot: int = 2000, seed: int = 0, partial: bool = False, show_progress: bool = False) -> Path:
     """Write one self-contained HTML report of a run directory and return its path.
 
     Figures are also written as PNG and SVG to ``figures_dir`` (default ``run_dir/figures``). Missing or
@@ -363,6 +363,7 @@ def build_report(run_dir: str | Path, *, out: str | Path | None = None, figures_
     ``results.parquet`` nor ``manifest.json``) raises :class:`~spatial_probing.report.tables.NotARunDirectory`.
     ``n_boot``/``seed`` set the item bootstrap behind the intervals. A file that exists but cannot be read
     raises :class:`~spatial_probing.report.tables.UnreadableRunError` (nothing written) unless ``partial``.
+    ``show_progress`` shows a bar over the figures.
     """
     tables = load_run(run_dir)
     if tables.unreadable and not partial:
@@ -371,7 +372,8 @@ def build_report(run_dir: str | Path, *, out: str | Path | None = None, figures_
     out = Path(out) if out is not None else run_dir / "report.html"
     analysis = RunAnalysis(tables, n_boot=n_boot, seed=seed)
     lab = _lab_section(analysis)
-    plots = make_figures(analysis, Path(figures_dir) if figures_dir is not None else run_dir / "figures")
+    plots = make_figures(analysis, Path(figures_dir) if figures_dir is not None else run_dir / "figures",
+                         show_progress=show_progress)
     for plot in plots:
         if plot.missing and not (lab is None and plot.name in _LAB_FIGURES):  # the lab's absence is noted once
             tables.note_missing(f"figure “{plot.title}”: {plot.missing}")

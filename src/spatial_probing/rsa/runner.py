@@ -383,7 +383,7 @@ def run_rsa(units: Sequence[RSAUnit], out_dir: str | Path, *, data_dir: str | Pa
     cache_dir = cache_dir if cache_dir is not None else out_dir / "cache"
     for unit, model_path in pending_units(units, lambda u, w: _done(out_dir, u, w, data_dir), stage="rsa",
                                           label=lambda u: f"{u.task} × {u.encoder}", model_paths=model_paths,
-                                          cache_dir=cache_dir, log=log):
+                                          cache_dir=cache_dir, log=log, show_progress=show_progress):
         table, meta = run_rsa_unit(unit, out_dir, data_dir=data_dir, model_path=model_path, cache_dir=cache_dir,
                                    image_dir=image_dir, show_progress=show_progress, log=log)
         table_path, meta_path = _part_paths(out_dir, unit)
