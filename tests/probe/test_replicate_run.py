@@ -32,11 +32,11 @@ def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
-def test_founding_study_run_writes_both_tables(tmp_path):
+def test_founding_study_run_writes_both_tables_and_resumes(tmp_path):
     data = write_vsr(tmp_path / "data", {"train": _lines(60, 0), "dev": _lines(3, 1), "test": _lines(20, 2)})
     model = build_tiny_sbert(tmp_path / "sbert")
     config = RunConfig(out=tmp_path / "run", data_dir=data, cache_dir=tmp_path / "cache", protocol="founding-study",
-                       tasks=["vsr-relation"], encoders=["sbert-mpnet", "static:sbert-mpnet"],
+                       tasks=["vsr-relation"], encoders=["sbert-mpnet", "static:sbert-mpnet"], lexical_floor=["bow:"],
                        model_paths={"sbert-mpnet": model, "static:sbert-mpnet": model}, Cs=[1.0], seeds=[0],
                        n_boot=100, rsa=None, report=False, device="cpu")
     run(config, log=lambda *_: None)
@@ -45,15 +45,22 @@ def test_founding_study_run_writes_both_tables(tmp_path):
     assert sorted(founding.relation) == sorted(RELATIONS) and (founding.n_samples == 60).all()
     assert (founding.n_positive + founding.n_negative == 60).all() and (founding.n_total == 180).all()
     assert (rep / "founding__static_sbert-mpnet.parquet").exists()
+    bow = pd.read_csv(rep / "founding__bow_.csv")  # the lexical floor under the same protocol
+    assert sorted(bow.relation) == sorted(RELATIONS)
     summary = pd.read_csv(rep / "summary.csv")
-    assert len(summary) == 6 and set(summary.protocol) == {"founding", "corrected"}
+    assert len(summary) == 9 and set(summary.protocol) == {"founding", "corrected"}
     assert set(summary.split) == {"random", "zeroshot"} and (summary.n_relations == 3).all()
     corrected = pd.read_parquet(rep / "corrected.parquet")
     zs = corrected[corrected.split == "zeroshot"]
     assert (zs.n_test == 60).all() and (zs.n_test_positive == 20).all()
+    # bag of words sees the relation's words: it finds every relation on the held-out split
+    assert (corrected[corrected.encoder == "bow:"].macro_f1 > 0.95).all()
     comparisons = pd.read_csv(rep / "comparisons.csv")
-    assert len(comparisons) == 3 and set(comparisons.encoder_a) == {"sbert-mpnet"}
-    assert not list(rep.glob("*.tmp*"))
+    assert len(comparisons) == 9 and not list(rep.glob("**/*.tmp*"))
+    logs: list[str] = []
+    run(config, log=logs.append)  # resumed: every encoder's part is current
+    assert sum(line.startswith("skip founding study") for line in logs) == 3
+    pd.testing.assert_frame_equal(pd.read_csv(rep / "summary.csv"), summary)
 
 
 def test_founding_study_needs_vsr_relation():

@@ -35,6 +35,9 @@ def read_replication(run_dir: str | Path) -> dict[str, pd.DataFrame]:
                        ("erasure", run_dir / "erasure.csv")):
         if path.is_file():
             out[name] = pd.read_csv(path)
+    founding = sorted((run_dir / "replication").glob("founding__*.csv"))
+    if founding:
+        out["founding"] = pd.concat([pd.read_csv(p) for p in founding], ignore_index=True)
     return out
 
 
@@ -63,6 +66,13 @@ def replication_findings(tables: dict[str, pd.DataFrame]) -> list[str]:
                      f"every caption, so their macro-F1 is the all-negative floor (0.5 × F1 of the majority class), "
                      f"not a property of the encoder")
         lines.append(text + ".")
+    founding_rows = tables.get("founding")
+    if founding_rows is not None and "test_text_seen" in founding_rows:
+        seen = founding_rows.groupby("relation").test_text_seen.first()
+        lines.append(f"The founding study's folds test on seen texts: on average {seen.mean():.0%} of a fold's test "
+                     f"captions repeat, word for word, a training caption (VSR reuses caption texts across images), "
+                     f"so part of its score is recall of memorised captions; the corrected folds keep identical "
+                     f"texts on one side.")
     if comps is None or comps.empty:
         return lines
     founding = {(r.encoder_a, r.encoder_b): r for r in comps[comps.protocol == "founding"].itertuples()}
