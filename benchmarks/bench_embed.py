@@ -7,7 +7,9 @@ On 2,000 VSR captions (random split, train) with real all-mpnet-base-v2 on this 
   embeds once) and, separately, on the distinct captions only (the engine alone);
 * all-layers extraction time ÷ final-layer time                          (target ≤ 1.1);
 * warm-cache time ÷ cold time for ``embed_examples`` with a fresh encoder (target ≤ 0.02);
-* peak resident memory of each job, each in a fresh process.
+* peak resident memory of each job, each in a fresh process;
+* ``--precision-only``: bf16 and int8 rows (throughput ÷ ``SentenceTransformer.encode``, target ≥ 2.0;
+  min and mean cosine to our fp32 output over every layer, target ≥ 0.999) and the kernel each ran.
 
 Timings are medians over ``--repeats`` interleaved runs. The machine may be shared with other
 work, so each job's process CPU time is recorded next to its wall time, ratios are given for
@@ -85,6 +87,70 @@ def _peak_rss(job: str, model_dir: Path, data_dir: Path) -> float:
     return round(value, 1)
 
 
+def precision_rows(args: argparse.Namespace) -> None:
+    """bf16 / int8 rows: throughput against ``SentenceTransformer.encode`` (fp32) and cosine to our fp32 output,
+    on ``--n-precision`` distinct captions, every layer; added to the JSON under ``precision`` (other keys kept)."""
+    import json
+
+    import numpy as np
+    from sentence_transformers import SentenceTransformer
+
+    from spatial_probing.embed import configure_threads, load_encoder
+    from spatial_probing.embed.precision import cpu_flags
+    from spatial_probing.io import atomic_write_json
+
+    texts = list(dict.fromkeys(e.text for e in _captions(args.data_dir)))[: args.n_precision]
+    threads = configure_threads()
+    st = SentenceTransformer(str(args.model_path), device="cpu")
+    encoders = {p: load_encoder("sbert-mpnet", model_path=args.model_path, device="cpu", batch_size=BATCH_SIZE,
+                                precision=p) for p in ("fp32", "bf16", "int8")}
+    for enc in encoders.values():
+        enc.encode(texts[:32], layers="final")  # load, convert and warm up before timing
+    st.encode(texts[:32], batch_size=BATCH_SIZE)
+    jobs = {"sentence_transformers": lambda: st.encode(texts, batch_size=BATCH_SIZE),
+            **{f"ours_{p}": (lambda e=e: e.encode(texts, layers="final")) for p, e in encoders.items()}}
+    load_start = os.getloadavg()
+    wall: dict[str, list[float]] = {k: [] for k in jobs}
+    cpu: dict[str, list[float]] = {k: [] for k in jobs}
+    for r in range(args.repeats):  # interleaved, so load changes hit every job alike
+        for name, fn in jobs.items():
+            w0, c0 = time.perf_counter(), time.process_time()
+            fn()
+            wall[name].append(time.perf_counter() - w0)
+            cpu[name].append(time.process_time() - c0)
+            print(f"repeat {r + 1} {name}: {wall[name][-1]:.2f} s wall, {cpu[name][-1]:.2f} s CPU", flush=True)
+    ref = encoders["fp32"].encode(texts, layers="all")
+    rows = {}
+    for p in ("fp32", "bf16", "int8"):
+        got = encoders[p].encode(texts, layers="all") if p != "fp32" else ref
+        cos = {layer: (got[layer] * ref[layer]).sum(1) / (np.linalg.norm(got[layer], axis=1)
+                                                          * np.linalg.norm(ref[layer], axis=1)) for layer in ref}
+        st_w, st_c = statistics.median(wall["sentence_transformers"]), statistics.median(cpu["sentence_transformers"])
+        w, c = statistics.median(wall[f"ours_{p}"]), statistics.median(cpu[f"ours_{p}"])
+        rows[p] = {"kernel": encoders[p].info.kernel, "seconds_median": round(w, 3), "cpu_seconds_median": round(c, 3),
+                   "throughput_vs_sentence_transformers": round(st_w / w, 3),
+                   "cpu_throughput_vs_sentence_transformers": round(st_c / c, 3),
+                   "cosine_to_fp32_final": {"min": round(float(cos["final"].min()), 6),
+                                            "mean": round(float(cos["final"].mean()), 6)},
+                   "cosine_to_fp32_all_layers": {"min": round(float(min(v.min() for v in cos.values())), 6),
+                                                 "mean": round(float(np.mean([v.mean() for v in cos.values()])), 6)},
+                   "targets": {"throughput_ge_2x": st_w / w >= 2.0,
+                               "every_cosine_ge_0.999": bool(min(v.min() for v in cos.values()) >= 0.999)}}
+        print(p, rows[p], flush=True)
+    out = Path(args.out)
+    result = json.loads(out.read_text()) if out.is_file() else {}
+    result["precision"] = {
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "setup": {"model": "all-mpnet-base-v2", "n_distinct_captions": len(texts), "batch_size": BATCH_SIZE,
+                  "repeats": args.repeats, "torch_threads": threads, "cpu_flags": sorted(cpu_flags())},
+        "load_average": {"start": [round(x, 2) for x in load_start], "end": [round(x, 2) for x in os.getloadavg()]},
+        "rows": rows,
+        "cli_cold_and_warm": "whole-process embed timings (cold and fully cached rerun): benchmarks/results/cli.json",
+    }
+    atomic_write_json(out, result)
+    print(f"wrote {out} (precision)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model-path", type=Path, default=_default_model_dir())
@@ -92,9 +158,13 @@ def main() -> None:
                                                                            ROOT.parent / "shared" / "data")))
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "embed.json")
+    parser.add_argument("--precision-only", action="store_true", help="only the bf16/int8 rows (fp32 baseline)")
+    parser.add_argument("--n-precision", type=int, default=512, help="distinct captions for the precision rows")
     args = parser.parse_args()
     if args.model_path is None or not args.model_path.is_dir():
         sys.exit("all-mpnet-base-v2 not found: pass --model-path DIR (../shared/tools/get-models.sh DIR)")
+    if args.precision_only:
+        return precision_rows(args)
 
     import numpy as np
     import sentence_transformers

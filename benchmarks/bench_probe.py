@@ -9,6 +9,13 @@ see :mod:`spatial_probing.probe.batched`). Seeds change the control task only, s
 is the same problem for every seed: the JSON also gives the ratio against sklearn's time on the
 distinct problems alone, i.e. the speed-up without that de-duplication.
 
+``--default-unit`` instead times the default-settings unit of issue 17: vsr-relation with 3,000
+training / 2,195 test captions × 14 mpnet layers, ``probe_arrays`` with every ``ProbeSettings``
+default (inner-CV C over the default grid, all seeds, MDL on), against scikit-learn's
+``LogisticRegressionCV`` with the same grid and the same inner folds (on ``--sklearn-layers``,
+task and one control; its time for the whole unit is extrapolated per distinct probe). It adds a
+``default_unit`` entry to the JSON and keeps the sweep figures already there.
+
 Run by hand (needs the real model and data):
     python benchmarks/bench_probe.py [--model /work/models/all-mpnet-base-v2] [--data-dir ../shared/data]
 Writes benchmarks/results/probe.json. For a machine without the model (a GPU box), export some
@@ -37,11 +44,111 @@ from sklearn.linear_model import LogisticRegression
 from spatial_probing.data import load_dataset
 from spatial_probing.embed import embed_examples, load_encoder
 from spatial_probing.io import atomic_write_json
-from spatial_probing.embed import resolve_device
+from spatial_probing.device import resolve_device
 from spatial_probing.probe.batched import fit_softmax_batched, standardize
 from spatial_probing.probe.controls import control_labels
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def default_unit(args: argparse.Namespace) -> None:
+    """Time ``probe_arrays`` at its defaults on the issue-17 unit, and sklearn's LogisticRegressionCV beside it."""
+    import json
+
+    from sklearn.linear_model import LogisticRegressionCV
+
+    from spatial_probing.probe.engine import ProbeSettings, _stack, probe_arrays
+    from spatial_probing.probe.runner import task_examples
+    from spatial_probing.probe.splits import inner_fold_masks, outer_folds
+    from spatial_probing.probe.tasks import get_task
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    task = get_task("vsr-relation")
+    examples = task_examples("vsr-relation", data_dir=args.data_dir, split="own", max_train=args.max_train, seed=0)
+    items = task.items(examples)
+    (fold,) = outer_folds("own", items.splits, items.concepts, train_splits=task.spec.train_splits,
+                          test_splits=task.spec.test_splits)
+    encoder = load_encoder("sbert-mpnet", model_path=args.model, device="cpu")
+    emb = embed_examples(items.examples, encoder, layers="all", cache_dir=args.cache_dir, show_progress=False)
+    keep = args.layers.split(",") if args.layers != "all" else list(emb)
+    feats = {k: items.features(np.asarray(v, dtype=np.float32)) for k, v in emb.items() if k in keep}
+    tr, te = fold.train, fold.test
+    X_train, X_test = {k: v[tr] for k, v in feats.items()}, {k: v[te] for k, v in feats.items()}
+    y_train, y_test = items.labels[tr], items.labels[te]
+    groups = [items.groups[i] for i in tr]
+    types_tr, types_te = [items.control_types[i] for i in tr], [items.control_types[i] for i in te]
+    settings = ProbeSettings(device=args.device)
+    print(f"default unit: {len(tr)} train / {len(te)} test, {len(feats)} layers, settings {settings.model_dump()}",
+          flush=True)
+    load_start = os.getloadavg()
+    cpu0, t0 = _cpu_seconds(), time.perf_counter()
+    res = probe_arrays(X_train, y_train, X_test, groups_train=groups, control_types_train=types_tr,
+                       control_types_test=types_te, settings=settings, show_progress=True)
+    ours_wall, ours_cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
+    load_end = os.getloadavg()
+    print(f"ours: {ours_wall:.1f} s wall, {ours_cpu:.1f} s CPU (load {load_start[0]:.1f} → {load_end[0]:.1f})", flush=True)
+    ours = {(r.layer, r.seed): r for r in res}
+
+    # scikit-learn: LogisticRegressionCV, same standardisation, grid, inner folds, max_iter and tol
+    Xtr, Xte = _stack(X_train, X_test)
+    layers = list(X_train)
+    masks = inner_fold_masks(y_train, groups, n_folds=settings.inner_folds, seed=settings.seeds[0])
+    cv = [(np.flatnonzero(m), np.flatnonzero(~m)) for m in masks]
+    rows, sk_cpu = [], []
+    for layer in args.sklearn_layers.split(","):
+        li = layers.index(layer)
+        d = np.asarray(X_train[layer]).shape[1]
+        r0 = ours[(layer, settings.seeds[0])]
+        for which, y_fit, y_eval, pred_ours, C_ours in (
+                ("task", y_train, y_test, r0.y_pred, r0.C),
+                ("control", control_labels(types_tr, y_train.tolist(), seed=settings.seeds[0]), r0.control_true,
+                 r0.control_pred, r0.control_C))[: 2 if args.sklearn_controls else 1]:
+            c0, w0 = _cpu_seconds(), time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                lr = LogisticRegressionCV(Cs=list(settings.Cs), cv=cv, scoring="accuracy", max_iter=settings.max_iter,
+                                          tol=1e-4).fit(Xtr[li, :, :d], y_fit)
+            sk_cpu.append(_cpu_seconds() - c0)
+            acc_sk = float(np.mean(lr.predict(Xte[li, :, :d]) == y_eval))
+            acc_ours = float(np.mean(pred_ours == y_eval))
+            rows.append({"layer": layer, "probe": which, "ours_accuracy": round(100 * acc_ours, 2),
+                         "sklearn_accuracy": round(100 * acc_sk, 2), "diff_points": round(100 * (acc_ours - acc_sk), 2),
+                         "ours_C": C_ours, "sklearn_C": float(lr.C_[0]), "sklearn_wall_s": round(time.perf_counter() - w0, 1),
+                         "sklearn_cpu_s": round(sk_cpu[-1], 1)})
+            print(rows[-1], flush=True)
+    distinct = 14 * (1 + len(settings.seeds))  # the whole unit's 14 layers: the task probe once, a control per seed
+    sk_total_cpu = float(np.mean(sk_cpu)) * distinct
+    mdl_note = "sklearn has no MDL: its extrapolation covers the inner CV and refit only"
+    entry = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "what": "vsr-relation × all-mpnet-base-v2, ProbeSettings() defaults, one outer fold (own split)",
+        "n_train": int(len(tr)), "n_test": int(len(te)), "layers": layers, "n_classes": int(len(set(y_train.tolist()))),
+        "settings": settings.model_dump(mode="json"),
+        "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                    "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")},
+        "load_average": {"start": [round(x, 2) for x in load_start], "end": [round(x, 2) for x in load_end]},
+        "ours": {"wall_s": round(ours_wall, 1), "cpu_s": round(ours_cpu, 1),
+                 "cpu_s_14_layers_extrapolated": round(ours_cpu * 14 / len(layers), 1)},
+        "sklearn_LogisticRegressionCV": {"probes_timed": rows, "cpu_s_per_probe_mean": round(float(np.mean(sk_cpu)), 1),
+                                         "distinct_probes_in_unit": distinct,
+                                         "cpu_s_whole_unit_extrapolated": round(sk_total_cpu, 1), "note": mdl_note},
+        "ratio_cpu_sklearn_over_ours": round(sk_total_cpu / (ours_cpu * 14 / len(layers)), 2),
+        "max_abs_accuracy_diff_points": max(abs(r["diff_points"]) for r in rows),
+        "targets": {"ours_wall_le_60_s": ours_wall * 14 / len(layers) <= 60,
+                    "ours_cpu_le_120_s (60 s on 2 cores)": ours_cpu * 14 / len(layers) <= 120,
+                    "accuracy_within_0.5_points": all(abs(r["diff_points"]) <= 0.5 for r in rows)},
+    }
+    out = Path(args.out)
+    result = json.loads(out.read_text()) if out.is_file() else {}
+    result["default_unit"] = entry
+    atomic_write_json(out, result)
+    print(json.dumps({k: entry[k] for k in ("ours", "ratio_cpu_sklearn_over_ours", "max_abs_accuracy_diff_points",
+                                              "targets")}))
 
 
 def main() -> None:
@@ -57,7 +164,16 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "probe.json"))
     ap.add_argument("--export-features", metavar="NPZ:LAYERS", help="write LAYERS (e.g. 0,4,8,12) as float16 and stop")
     ap.add_argument("--features", metavar="NPZ", help="read an --export-features file instead of the model and data")
+    ap.add_argument("--default-unit", action="store_true", help="time the issue-17 default-settings unit instead")
+    ap.add_argument("--max-train", type=int, default=3000, help="--default-unit: training captions")
+    ap.add_argument("--sklearn-layers", default="6,final", help="--default-unit: layers sklearn is timed on")
+    ap.add_argument("--sklearn-controls", action=argparse.BooleanOptionalAction, default=True,
+                    help="--default-unit: time sklearn on the seed-0 control probe too")
+    ap.add_argument("--layers", default="all", help="--default-unit: probe only these layers (e.g. 6,final) on a "
+                                                    "loaded machine; time is linear in the layers")
     args = ap.parse_args()
+    if args.default_unit:
+        return default_unit(args)
 
     if args.features:
         inputs = dict(np.load(args.features, allow_pickle=False))

@@ -67,6 +67,14 @@ def _paths(tmp: Path, models: dict[str, Path], **extra: str) -> dict[str, str]:
     return {"sbert-minilm": str(models["sbert"]), "static:bert": str(models["bert"]), **extra}
 
 
+def _lab_probing_its_training_scenes(tmp: Path, models: dict[str, Path]) -> list[str]:
+    lab = tmp / "lab.yaml"
+    lab.write_text(yaml.safe_dump({"out": "lab", "seeds": [0], "data": {"n_scenes": 96, "probe_n_scenes": 24},
+                                   "train": {"steps": 1}}))
+    return ["run", str(_config(tmp, models, lab=str(lab), encoders=["lab-*"],
+                               task_options={"synthetic-relation": {"n_scenes": 48}}))]
+
+
 def _unreadable_run(tmp: Path, models: dict[str, Path]) -> list[str]:
     run = tmp / "done-run"
     run.mkdir()
@@ -115,15 +123,20 @@ ROWS: list[tuple[str, Callable[[Path, dict[str, Path]], list[str]], list[str]]] 
     # found later, or by reading
     ("model_paths entry not a folder", lambda tmp, m: run_cfg(model_paths=_paths(tmp, m, **{
         "static:bert": str(tmp / "nowhere")}))(tmp, m), ["model_paths.static:bert", "is not a directory"]),
-    ("task_encoders for a task not run", run_cfg(task_encoders={"synthetic-argument-order": ["static:bert"]}),
-     ["task_encoders.synthetic-argument-order", "not among the run's tasks"]),
-    ("task_options for a task not run", run_cfg(task_options={"stepgame-answer": {"k": [1]}}),
-     ["task_options.stepgame-answer", "not among the run's tasks"]),
+    ("task_options for an unknown task", run_cfg(task_options={"synthetic-relaton": {"n_scenes": 24}}),
+     ["task_options.synthetic-relaton: unknown task", "did you mean 'synthetic-relation'"]),
+    ("task option of a task this run leaves out", run_cfg(task_options={"stepgame-answer": {"hops": [1]}}),
+     ["task_options.stepgame-answer.hops", "not a parameter"]),
     ("unknown split policy", run_cfg(split="random"), ["split: 'random'", "own, zeroshot"]),
     ("missing data_dir", run_cfg(data_dir="no-such-data"), ["data_dir:", "does not exist"]),
     ("rsa step with a repeated seed", rsa_cfg(seeds=[1, 1], rsa={"references": ["relation"]}), ["seeds: 1"]),
-    ("probe with a layer a control lacks", _probe("--encoder", "static:bert", "--model-path", "{bert}", "--layers",
-                                                  "final"), ["layers: encoder 'static:bert'", "unknown layer"]),
+    ("meaning step with a layer an encoder lacks", lambda tmp, m: ["meaning", str(_config(
+        tmp, m, meaning={"layers": "7"}))], ["meaning.layers: encoder 'sbert-minilm'", "unknown layer(s) 7"]),
+    ("lab would train on the probed scenes", _lab_probing_its_training_scenes,
+     ["lab: task_options.synthetic-relation.n_scenes is 48", "probe_n_scenes is 24"]),
+    ("probe with a model missing offline", _probe("--encoder", "bert"), ["'bert'", "--model-path bert=DIR"]),
+    ("probe with a layer an encoder lacks", _probe("--encoder", "bert", "--model-path", "{bert}", "--layers", "9"),
+     ["layers: encoder 'bert'", "unknown layer"]),
     # the earlier per-stage cases
     ("unknown task in a run config", run_cfg(tasks=["vsr-colour"]), ["tasks", "unknown task 'vsr-colour'"]),
     ("unknown run-config field", run_cfg(seed=3), ["seed", "Extra inputs are not permitted"]),
@@ -137,6 +150,9 @@ ROWS: list[tuple[str, Callable[[Path, dict[str, Path]], list[str]], list[str]]] 
     ("embed with an unknown layer", _embed("--encoder", "sbert-mpnet", "--model-path", "{sbert}", "--layers", "99"),
      ["unknown layer(s) 99"]),
     ("report on a folder that is no run", lambda tmp, m: ["report", str(tmp)], ["not a run directory"]),
+    ("unknown probe kind", run_cfg(probes=["linaer"]), ["probes", "unknown probe 'linaer'", "did you mean 'linear'"]),
+    ("data summary of an unknown dataset", lambda tmp, m: ["data", "summary", "--dataset", "stepgam"],
+     ["unknown dataset 'stepgam'", "did you mean 'stepgame'"]),
     ("data summary of a missing folder", lambda tmp, m: ["data", "summary", "--dataset", "vsr", "--data-dir",
                                                          str(tmp / "missing")], ["does not exist"]),
 ]
@@ -206,6 +222,19 @@ def test_probe_arrays_names_the_argument_and_both_lengths(case, change, match):
 def test_probe_settings_refuse_what_a_run_config_refuses(field, value):
     with pytest.raises(ValidationError, match=field):
         ProbeSettings(**{field: value})
+
+
+def test_validate_run_config_api_lists_problems_and_run_refuses_before_writing(tmp_path, models):
+    from spatial_probing.pipeline import RunConfigError, load_run_config, run, validate_run_config
+
+    good = load_run_config(_config(tmp_path, models))
+    assert validate_run_config(good) == []  # the valid base of every row above has no problem
+    bad = good.model_copy(update={"Cs": [0.0, 1.0], "seeds": [2, 2]})
+    problems = validate_run_config(bad)
+    assert [p.split(":")[0] for p in problems] == ["seeds", "Cs"]
+    with pytest.raises(RunConfigError) as err:
+        run(bad, log=lambda *_: None)
+    assert err.value.problems == problems and not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()
 
 
 def test_one_layer_controls_take_their_layer_under_any_selector(tmp_path: Path, models: dict[str, Path]) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from spatial_probing.cli_errors import exit_on
+from spatial_probing.cli_errors import exit_on, progress_wanted
 from spatial_probing.data.cli import app as data_app
 from spatial_probing.embed.cli import embed as embed_command
 from spatial_probing.lab.cli import app as lab_app
@@ -38,7 +38,8 @@ app.command("meaning")(meaning_command)
 
 @app.command()
 def demo(out: Path = typer.Option(Path("demo-output"), "--out", help="Where the demo writes its outputs."),
-         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps.")) -> None:
+         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
+         quiet: bool = typer.Option(False, "--quiet", help="No progress bars.")) -> None:
     """The main job on the embedded default (synthetic scenes, offline encoders, the grounding lab): data →
     embed → probe → RSA → report under OUT; re-running resumes."""
     import shlex
@@ -50,6 +51,6 @@ def demo(out: Path = typer.Option(Path("demo-output"), "--out", help="Where the 
 
     start = time.perf_counter()
     with exit_on(ValueError, DataError, FileNotFoundError):
-        paths = run_demo(out, device=device, command=shlex.join(sys.argv), log=typer.echo)
+        paths = run_demo(out, device=device, command=shlex.join(sys.argv), log=typer.echo, show_progress=progress_wanted(quiet))
     typer.echo(f"demo finished in {time.perf_counter() - start:.0f} s; tables, figures and caches under {out}/")
     typer.echo(f"report: {paths['report'].resolve()}")

@@ -23,3 +23,10 @@ def exit_on(*errors: type[Exception]) -> Iterator[None]:
         yield
     except errors as err:
         fail(err)
+
+
+def progress_wanted(quiet: bool) -> bool:
+    """Progress bars unless ``--quiet``, and only on a terminal: logs, pipes and CI get the per-unit lines alone."""
+    import sys
+
+    return not quiet and sys.stderr.isatty()

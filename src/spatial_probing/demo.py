@@ -38,7 +38,7 @@ def export_scenes(out: str | Path) -> int:
 
 
 def run_demo(out: str | Path = "demo-output", *, device: str | None = None, command: str = "",
-             log=print) -> dict[str, Path]:
+             log=print, show_progress: bool = True) -> dict[str, Path]:
     """Run the demo into ``out`` (resuming a previous run there) and return the paths it wrote."""
     from spatial_probing.pipeline import load_run_config, run
 
@@ -47,4 +47,4 @@ def run_demo(out: str | Path = "demo-output", *, device: str | None = None, comm
     config = load_run_config(write_demo_configs(out))
     if device is not None:
         config = config.model_copy(update={"device": device})
-    return run(config, command=command, log=log)
+    return run(config, command=command, log=log, show_progress=show_progress)

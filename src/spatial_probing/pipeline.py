@@ -32,6 +32,7 @@ from spatial_probing.probe.erasure import ErasureSettings
 from spatial_probing.probe.estimators import DEFAULT_CS
 from spatial_probing.probe.runner import UnitConfig, run_units
 from spatial_probing.probe.tasks import TASKS
+from spatial_probing.report.verdicts import VerdictRules
 from spatial_probing.rsa.meaning import MeaningSettings, MeaningUnit, run_meaning
 from spatial_probing.rsa.pairs import PairsSettings, pairs_units, run_pairs
 from spatial_probing.rsa.runner import RSASettings, RSAUnit, run_rsa
@@ -56,6 +57,8 @@ class RunConfig(BaseModel):
     ``meaning`` configures the meaning-over-words step (:class:`~spatial_probing.rsa.meaning.MeaningSettings`;
     on by default for synthetic and VSR tasks, ``meaning: null`` turns it off).
     ``report`` writes ``report.html`` and ``figures/`` at the end (``spatial-probing report OUT`` does it later).
+    ``verdicts`` sets the verdict rules' thresholds (α, the ±3-point equivalence margin, the ceiling; see
+    :class:`~spatial_probing.report.verdicts.VerdictRules`); the report reads them from the manifest.
     ``lexical_floor`` encoders (default ``bow:`` and ``order:``) are added to every task's encoders (also those
     named in ``task_encoders``), so every number has what the words alone give beside it; ``[]`` opts out.
     ``pairs`` runs the caption-choice step (SugarCrepe, ARO, What'sUp: ``pairs.parquet``/``.csv``;
@@ -93,6 +96,7 @@ class RunConfig(BaseModel):
     encoder_registries: list[Path] = Field(default_factory=list)
     lab: Path | None = None
     report: bool = True
+    verdicts: VerdictRules = Field(default_factory=VerdictRules)
     lexical_floor: list[str] = Field(default_factory=lambda: ["bow:", "order:"])
     pairs: PairsSettings | None = None
     protocol: Literal["standard", "founding-study"] = "standard"
@@ -137,7 +141,7 @@ class RunConfig(BaseModel):
     def _known_probes(cls, probes: list[str]) -> list[str]:
         bad = [p for p in probes if p not in ("linear", "mlp")]
         if bad:
-            raise ValueError(f"unknown probe(s) {bad}; expected linear or mlp")
+            raise ValueError("; ".join(str(UnknownNameError("probe", p, ("linear", "mlp"))) for p in bad))
         return probes
 
     @model_validator(mode="after")
@@ -249,7 +253,7 @@ def _checked_and_prepared(config: RunConfig, *, log=print) -> RunConfig:
     return config
 
 
-def run(config: RunConfig, *, command: str = "", log=print) -> dict[str, Path]:
+def run(config: RunConfig, *, command: str = "", log=print, show_progress: bool = True) -> dict[str, Path]:
     """Run (or resume) every unit of ``config`` and assemble the run directory's tables (then the RSA step).
 
     The whole config is checked first (:func:`validate_run_config`); a config with problems raises
@@ -260,23 +264,24 @@ def run(config: RunConfig, *, command: str = "", log=print) -> dict[str, Path]:
         return _run_founding_study(config, command=command, log=log)
     paths = run_units(config.units(), config.out, data_dir=config.data_dir, model_paths=dict(config.model_paths),
                       cache_dir=config.cache_dir, image_dir=config.image_dir, command=command,
-                      run_config=config.model_dump(mode="json"), log=log)
+                      run_config=config.model_dump(mode="json"), log=log, show_progress=show_progress)
     if config.rsa is not None:
-        paths.update(run_rsa_step(config, command=command, log=log))
+        paths.update(run_rsa_step(config, command=command, log=log, show_progress=show_progress))
     if config.meaning_units():
         paths.update(run_meaning_step(config, command=command, log=log))
     if config.pairs is not None:
         paths.update(run_pairs_step(config, command=command, log=log))
     paths.update(_run_erasure_step(config, log=log))
-    return _with_report(config, paths, log=log)
+    return _with_report(config, paths, log=log, show_progress=show_progress)
 
 
-def _with_report(config: RunConfig, paths: dict[str, Path], *, log=print) -> dict[str, Path]:
+def _with_report(config: RunConfig, paths: dict[str, Path], *, log=print,
+                 show_progress: bool = False) -> dict[str, Path]:
     """``paths`` plus ``report.html`` when the config asks for the report."""
     if config.report:
         from spatial_probing.report import build_report
 
-        paths["report"] = build_report(config.out)
+        paths["report"] = build_report(config.out, show_progress=show_progress)
         log(f"report: {paths['report']}")
     return paths
 
@@ -308,32 +313,35 @@ def _run_erasure_step(config: RunConfig, *, log=print) -> dict[str, Path]:
                        task_options=config.task_options, device=config.device, log=log)
 
 
-def run_rsa_step(config: RunConfig, *, command: str = "", log=print) -> dict[str, Path]:
+def run_rsa_step(config: RunConfig, *, command: str = "", log=print, show_progress: bool = True) -> dict[str, Path]:
     """Only the RSA step of ``config`` (``rsa.parquet``/``.csv``, ``rdms/``), sharing the run's embedding cache."""
     if config.rsa is None:
         raise ValueError("the run config has `rsa: null`: the RSA step is turned off")
     config = _checked_and_prepared(config, log=log)
     return run_rsa(config.rsa_units(), config.out, data_dir=config.data_dir, model_paths=dict(config.model_paths),
                    cache_dir=config.cache_dir, image_dir=config.image_dir, command=command,
-                   run_config=config.model_dump(mode="json"), log=log)
+                   run_config=config.model_dump(mode="json"), log=log, show_progress=show_progress)
 
 
 def run_meaning_step(config: RunConfig, *, command: str = "", log=print) -> dict[str, Path]:
     """Only the meaning-over-words step of ``config`` (``meaning.parquet``/``.csv``), sharing the embedding cache."""
     if config.meaning is None:
         raise ValueError("the run config has `meaning: null`: the meaning-over-words step is turned off")
-    config = prepare_encoders(config, log=log)
+    config = _checked_and_prepared(config, log=log)
     units = config.meaning_units()
     if not units:
         raise ValueError(f"no run task reads a dataset with meaning-over-words triples (synthetic or vsr); tasks: "
                          f"{config.tasks}")
     return run_meaning(units, config.out, data_dir=config.data_dir, model_paths=dict(config.model_paths),
                        cache_dir=config.cache_dir, command=command, run_config=config.model_dump(mode="json"), log=log)
+
+
 def run_pairs_step(config: RunConfig, *, command: str = "", log=print) -> dict[str, Path]:
     """Only the caption-choice step of ``config`` (``pairs.parquet``/``.csv``), sharing the run's embedding cache."""
     if config.pairs is None:
         raise ValueError("the run config has no `pairs:` section: the caption-choice step is off")
     config = prepare_encoders(config, log=log)
-    units = pairs_units(config.pairs, config.encoders, layers=config.layers, device=config.device)
+    units = pairs_units(config.pairs, config.encoders, lexical_floor=config.lexical_floor, layers=config.layers,
+                        device=config.device)
     return run_pairs(units, config.out, data_dir=config.data_dir, model_paths=dict(config.model_paths),
                      cache_dir=config.cache_dir, command=command, run_config=config.model_dump(mode="json"), log=log)

@@ -18,14 +18,14 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from spatial_probing.errors import close_matches
+from spatial_probing.errors import UnknownNameError, close_matches
+from spatial_probing.probe.splits import SPLIT_POLICIES
 
 if TYPE_CHECKING:
     from spatial_probing.pipeline import RunConfig
 
 #: Keywords every dataset loader takes that the runner sets itself (not task options).
 _RUNNER_KEYWORDS = {"data_dir", "split", "skip_invalid", "report"}
-_SPLIT_POLICIES = ("own", "zeroshot", "concept-kfold")
 _PATTERN_CHARS = "*?["
 
 
@@ -72,16 +72,17 @@ def _check_numbers(config: RunConfig, add: Callable[[str], None]) -> None:
     for c in config.Cs:
         if not (math.isfinite(c) and c > 0):
             add(f"Cs: {c} is not a positive number; expected inverse L2 strengths > 0 (e.g. [0.01, 0.1, 1, 10])")
-    if config.split is not None and config.split not in _SPLIT_POLICIES:
-        add(f"split: {config.split!r} is not a split policy; expected one of {', '.join(_SPLIT_POLICIES)} (or "
+    if config.split is not None and config.split not in SPLIT_POLICIES:
+        add(f"split: {config.split!r} is not a split policy; expected one of {', '.join(SPLIT_POLICIES)} (or "
             f"leave it out for each task's own)")
 
 
 def _check_task_options(config: RunConfig, add: Callable[[str], None]) -> None:
-    for task, options in config.task_options.items():
-        if task not in config.tasks:
-            add(f"task_options.{task}: {task!r} is not among the run's tasks{_suggest(task, config.tasks)}; "
-                f"expected one of {', '.join(config.tasks)}")
+    from spatial_probing.probe.tasks import TASKS
+
+    for task, options in config.task_options.items():  # options of tasks this run leaves out are checked too
+        if task not in TASKS:
+            add(f"task_options.{task}: {UnknownNameError('task', task, TASKS)}")
             continue
         if not isinstance(options, dict):
             add(f"task_options.{task}: expected a mapping of loader keywords, got {type(options).__name__}")
@@ -93,9 +94,6 @@ def _check_task_options(config: RunConfig, add: Callable[[str], None]) -> None:
             if key not in allowed:
                 add(f"task_options.{task}.{key}: not a parameter of the task's loader{_suggest(key, allowed)}; "
                     f"expected some of {', '.join(sorted(allowed))}")
-    for task in config.task_encoders:
-        if task not in config.tasks:
-            add(f"task_encoders.{task}: {task!r} is not among the run's tasks; its encoders would never run")
 
 
 def _check_paths(config: RunConfig, add: Callable[[str], None]) -> None:
@@ -117,9 +115,8 @@ def _encoder_fields(config: RunConfig) -> list[tuple[str, list[str]]]:
     """(field, encoder names) for every place a run config names encoders."""
     fields = [("encoders", list(config.encoders))]
     fields += [(f"task_encoders.{t}", list(v)) for t, v in config.task_encoders.items()]
-    floor = getattr(config, "lexical_floor", None)  # added by the lexical-floor work, when present
-    if floor:
-        fields.append(("lexical_floor", list(floor)))
+    if config.lexical_floor:
+        fields.append(("lexical_floor", list(config.lexical_floor)))
     return fields
 
 
@@ -135,10 +132,11 @@ def _known_names(config: RunConfig, add: Callable[[str], None]) -> list[str]:
             except ValueError as err:
                 add(f"encoder_registries[{i}]: {err}")
     if config.lab is not None and Path(config.lab).is_file():
-        from spatial_probing.lab import load_lab_config
+        from spatial_probing.lab import check_probe_data, load_lab_config
 
         try:
-            load_lab_config(config.lab)
+            lab = load_lab_config(config.lab)
+            check_probe_data(lab.data, {t: config.task_options.get(t, {}) for t in config.tasks})
         except ValueError as err:
             add(f"lab: {err}")
     return known
@@ -198,7 +196,9 @@ def validate_run_config(config: RunConfig, *, weights_how: Callable[[str], str] 
     Encoders are resolved from their config files only (no weights are loaded, nothing is written);
     encoder patterns that may match models the config's ``lab`` is still to train are checked after it.
     ``weights_how(name)`` says how to provide a missing model's weights (default: the config's ``model_paths:``;
-    the ``probe`` command says ``--model-path``).
+    the ``probe`` command says ``--model-path``). Runs and the ``probe`` command give one-layer encoders
+    (``bow:``, ``order:``, ``static:…``) their one layer whatever the selector (:meth:`RunConfig.layers_of`), so
+    the selector is not checked against them.
     """
     from spatial_probing.embed import select_layers
 
@@ -215,11 +215,13 @@ def validate_run_config(config: RunConfig, *, weights_how: Callable[[str], str] 
         add(f"device: {str(err).removeprefix(f'--device {config.device}: ')}")
     layers = _resolve_encoders(config, add, weights_how)
     selectors: list[tuple[str, Any]] = [("layers", config.layers)]
-    if config.rsa is not None and config.rsa.layers is not None:
-        selectors.append(("rsa.layers", config.rsa.layers))
+    for step in ("rsa", "meaning"):
+        settings = getattr(config, step, None)
+        if settings is not None and getattr(settings, "layers", None) is not None:
+            selectors.append((f"{step}.layers", settings.layers))
     for field, selector in selectors:
         for name, names in layers.items():
-            if names is None or len(names) == 1:  # one-layer encoders (bow:, order:, static:…) give their one layer
+            if names is None or len(names) == 1:  # one-layer encoders: their layer, any selector
                 continue
             try:
                 select_layers(selector, names)

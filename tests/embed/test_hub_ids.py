@@ -104,6 +104,9 @@ def test_typo_of_a_registered_name_suggests_it(offline_cache):
     with pytest.raises(UnknownNameError, match="did you mean 'sbert-minilm'") as err:
         get_encoder_config("sbert-minlm")
     assert isinstance(err.value, KeyError) and isinstance(err.value, ValueError)
+    pinned = get_encoder_config("bert@v1")  # a registered name with a pinned revision
+    assert (pinned.name, pinned.model_id, pinned.revision, pinned.pooling) == ("bert@v1", "bert-base-uncased", "v1",
+                                                                               "mean")
     with pytest.raises(ValueError, match="unknown modality 'audio'"):
         get_encoder_config("org/tiny-clip#audio")
     with pytest.raises(ValueError, match="needs a CLIP model"):
@@ -116,6 +119,9 @@ def test_hub_id_with_model_path_needs_no_cache(tiny, tmp_path, monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty"))
     enc = load_encoder("someorg/some-model", model_path=tiny["clip"], device="cpu")
     assert enc.config.kind == "clip" and enc.config.model_id == "someorg/some-model"
+    result = CliRunner().invoke(app, [*_embed_args("someorg/some-sbert", tmp_path / "o"), "--model-path",
+                                      str(tiny["sbert"])])
+    assert result.exit_code == 0, result.output
 
 
 def _embed_args(encoder: str, out: Path) -> list[str]:

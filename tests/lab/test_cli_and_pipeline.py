@@ -42,7 +42,8 @@ def test_run_config_trains_the_lab_probes_it_by_pattern_and_compares_objectives(
         "out": "run", "lab": "labcfg/lab.yaml", "tasks": ["synthetic-relation"], "encoders": ["lab-*"],
         "seeds": [0, 1], "Cs": [1.0], "n_boot": 100, "mdl_seeds": 0, "device": "cpu",
         "task_options": {"synthetic-relation": {"n_scenes": 48}},
-        "rsa": {"n_permutations": 0, "n_boot": 0, "max_items": 60}}))
+        "rsa": {"n_permutations": 0, "n_boot": 0, "max_items": 60},
+        "lexical_floor": [], "meaning": None}))  # the lab alone: the floor and meaning steps are tested elsewhere
     config = load_run_config(run_yaml)
     assert config.lab == tmp_path / "labcfg" / "lab.yaml"
     prepared = prepare_encoders(config, log=lambda *_: None)
@@ -56,11 +57,16 @@ def test_run_config_trains_the_lab_probes_it_by_pattern_and_compares_objectives(
     assert set(pd.read_parquet(tmp_path / "run" / "rsa.parquet").encoder) == set(results.encoder)
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["config"]["encoder_registries"] == [str(prepared.encoder_registries[0])]
+    html = (tmp_path / "run" / "report.html").read_text()  # the lab's answer, found through the registry
+    assert "The lab's answer per relation kind (default lab)" in html and "grounding vs text-only contrastive" in html
+    assert "Vision-side sanity check" in html and "convergence" in html
 
     compared = runner.invoke(app, ["lab", "compare", str(tmp_path / "run"), "--n-permutations", "200"])
     assert compared.exit_code == 0, compared.output
     summary = pd.read_csv(tmp_path / "run" / "lab_objectives.csv")
     assert set(summary.objective) == {"mlm", "textcl", "vision"} and (summary.n_seeds == 1).all()
+    answer = pd.read_csv(tmp_path / "run" / "lab_answer.csv")
+    assert {"vision", "textcl", "mlm"} >= set(answer.arm_a) and answer.half_width.notna().all()
     comps = pd.read_csv(tmp_path / "run" / "lab_comparisons.csv")
     assert len(comps[comps.subset_kind == "all"].drop_duplicates(["objective_a", "objective_b", "layer"])) == 3 * 3
 

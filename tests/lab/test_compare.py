@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from spatial_probing.lab import objective_comparisons, objective_summary, parse_lab_encoder
 
@@ -104,3 +105,77 @@ def test_errors_name_what_is_missing() -> None:
         objective_summary(_results().assign(encoder="bert"))
     with pytest.raises(ValueError, match="none of the metrics"):
         objective_summary(_results(), metrics=("mdl_compression",))
+
+
+# ------------------------------------------------------------------ the lab's answer (per relation kind)
+
+def test_parse_lab_arm_and_hard_negative_names() -> None:
+    from spatial_probing.lab.compare import parse_lab_arm
+
+    assert parse_lab_arm("lab-vision-hn1-s2") == ("lab", "vision-hn1", "vision", 1.0, 2)
+    assert parse_lab_arm("lab-textcl-hn05-s0") == ("lab", "textcl-hn05", "textcl", 0.5, 0)
+    assert parse_lab_arm("runs/lab/vision-hn1-seed3") == ("lab", "vision-hn1", "vision", 1.0, 3)
+    assert parse_lab_encoder("lab-vision-hn1-s2") == ("lab", "vision", 2)  # still grounded, still a lab encoder
+
+
+def test_answer_pairs() -> None:
+    from spatial_probing.lab.compare import answer_pairs
+
+    pairs = [(a, b) for a, b, _ in answer_pairs(["mlm", "textcl", "textcl-hn1", "vision", "vision-hn1"])]
+    assert pairs == [("vision", "textcl"), ("vision", "mlm"), ("textcl", "mlm"), ("vision-hn1", "textcl-hn1"),
+                     ("vision-hn1", "mlm"), ("textcl-hn1", "mlm"), ("vision-hn1", "vision"),
+                     ("textcl-hn1", "textcl")]
+    assert answer_pairs(["mlm", "vision"]) == [("vision", "mlm", "grounding vs masked LM")]
+
+
+def test_hierarchical_interval_counts_seeds_and_clusters() -> None:
+    from spatial_probing.lab.compare import hierarchical_diff
+
+    rng = np.random.default_rng(0)
+    same = rng.integers(0, 2, (3, 40)).astype(float)
+    clusters = np.repeat(np.arange(10), 4)
+    null = hierarchical_diff(same, same, clusters, n_boot=500)
+    assert (null["diff"], null["ci_low"], null["ci_high"], null["p_boot"]) == (0.0, 0.0, 0.0, 1.0)
+    shift = hierarchical_diff(same + 0.2, same, clusters, n_boot=500)
+    assert shift["diff"] == pytest.approx(0.2) and shift["ci_low"] == pytest.approx(0.2) and shift["p_boot"] == 0
+    noisy_shift = hierarchical_diff(same + rng.normal(0.1, 0.3, same.shape), same, clusters, n_boot=2000)
+    z = noisy_shift["diff"] / noisy_shift["se"]
+    assert 0 < noisy_shift["p_boot"] == pytest.approx(2 * stats.norm.sf(abs(z)))
+    # seeds disagree, items within a seed do not: only the seed level can give the interval its width
+    by_seed = np.array([[0.0] * 40, [0.1] * 40, [0.2] * 40])
+    seeds_only = hierarchical_diff(by_seed, np.zeros_like(by_seed), clusters, n_boot=2000)
+    assert seeds_only["diff"] == pytest.approx(0.1) and seeds_only["ci_low"] < 0.05 and seeds_only["ci_high"] > 0.15
+    # the same 40 noisy items: as 10 clusters of 4 identical items the interval is wider than as 40 items
+    noisy = np.tile(np.repeat(rng.integers(0, 2, 10), 4).astype(float), (3, 1))
+    grouped = hierarchical_diff(noisy, np.zeros_like(noisy), clusters, n_boot=2000)
+    single = hierarchical_diff(noisy, np.zeros_like(noisy), np.arange(40), n_boot=2000)
+    assert grouped["ci_high"] - grouped["ci_low"] > 1.5 * (single["ci_high"] - single["ci_low"])
+
+
+def test_lab_answer_per_relation_kind_with_verdicts_and_convergence_flags(answer_predictions) -> None:
+    from spatial_probing.lab.compare import ANSWER_COLUMNS, lab_answer
+
+    training = pd.DataFrame({"arm": ["vision-hn1"] * 3 + ["mlm"] * 3, "status": ["ok", "not converged", "ok"] +
+                             ["ok"] * 3})
+    answer = lab_answer(answer_predictions(), training=training, n_boot=1000)
+    assert list(answer.columns) == ANSWER_COLUMNS
+    assert set(answer.relation_kind) == {"horizontal", "proximity", "all"}
+    row = answer.set_index(["relation_kind", "arm_a", "arm_b"])
+    win = row.loc[("horizontal", "vision-hn1", "textcl-hn1")]
+    assert win["diff"] == pytest.approx(0.5) and win.verdict == "vision-hn1 better" and win.p_holm < 0.05
+    assert win.n_items == 200 and win.n_clusters == 100 and win.n_seeds == 3  # two captions per scene, one cluster
+    assert win.convergence == "vision-hn1: 1 not converged of 3 seeds"
+    tie = row.loc[("proximity", "vision-hn1", "textcl-hn1")]
+    assert tie["diff"] == 0 and tie.half_width == 0 and tie.verdict == "no difference (within ±3 points)"
+    assert row.loc[("horizontal", "textcl", "mlm")].convergence == "ok"
+    small = lab_answer(answer_predictions(n_scenes=12), n_boot=500)
+    assert (small[small.relation_kind == "horizontal"].set_index(["arm_a", "arm_b"])
+            .loc[("vision", "textcl")].verdict) == "no difference (within ±3 points)"  # identical arms, exactly 0
+    family = answer[(answer.task == "synthetic-relation")]
+    assert family.p_holm.ge(family.p_boot).all()  # Holm over the whole task's family never lowers a p
+
+
+def test_lab_answer_without_relation_kinds_is_empty(answer_predictions) -> None:
+    from spatial_probing.lab.compare import lab_answer
+
+    assert lab_answer(answer_predictions().drop(columns="category")).empty

@@ -56,10 +56,13 @@ def test_out_resolved_against_the_yaml_and_hash_ignores_out_and_device(tmp_path:
 
 def test_shipped_configs_are_valid() -> None:
     default = load_lab_config(ROOT / "configs" / "lab.yaml")
-    assert default.objectives == ("mlm", "textcl", "vision") and len(default.seeds) == 3
+    assert default.objectives == ("mlm", "textcl", "vision") and len(default.seeds) >= 5  # ≥ 5 seeds per arm
+    assert default.hard_negatives == (0.0, 1.0) and len(default.arms()) == 5
     assert default.model == LabConfig().model and default.train == LabConfig().train  # the code's defaults
+    assert default.data == LabConfig().data and default.label == "default lab"
     demo = load_lab_config(ROOT / "src" / "spatial_probing" / "configs" / "lab-demo.yaml")  # what `demo` runs
-    assert demo.objectives == default.objectives and demo.model == default.model
+    assert demo.arms() == default.arms() and demo.model == default.model and demo.label == "demo lab"
+    assert demo.hash() == demo.model_copy(update={"label": "x"}).hash()  # the label names, it does not train
 
 
 @pytest.mark.parametrize("name", ["configs/study.yaml", "configs/study-offline.yaml",
@@ -69,3 +72,26 @@ def test_shipped_run_configs_validate(name: str) -> None:
 
     config = load_run_config(ROOT / name)
     assert config.units() and config.rsa is not None and config.report
+
+
+def test_lab_study_probes_enough_unseen_test_items_on_scenes_the_lab_kept_out() -> None:
+    from spatial_probing.lab import check_probe_data
+    from spatial_probing.pipeline import load_run_config
+    from spatial_probing.probe.tasks import get_task
+
+    study = load_run_config(ROOT / "configs" / "lab-study.yaml")
+    lab = load_lab_config(study.lab)
+    assert lab == load_lab_config(ROOT / "configs" / "lab.yaml") and lab.data.heldout == "compositional"
+    check_probe_data(lab.data, {t: study.task_options.get(t, {}) for t in study.tasks})  # raises if not kept out
+    assert study.encoders == ["lab-*"] and study.lexical_floor == ["bow:", "order:"] and study.meaning is not None
+    assert {"synthetic-converse-transfer", "synthetic-argument-order-v2", "synthetic-geometry-dx",
+            "synthetic-geometry-dy", "synthetic-geometry-distance"} <= set(study.tasks)
+    for task in study.tasks:
+        options = study.task_options[task]
+        t = get_task(task)
+        if t.spec.split == "own":  # a generic split: test on the held-out colour–shape pairs
+            assert options["split_scheme"] == "compositional"
+        examples = t.load(None, split=t.spec.split, **options)
+        test = [e for e in examples if e.split not in t.spec.train_splits]
+        n_test = len(t.items(test).ids)
+        assert n_test >= 1000, (task, n_test)

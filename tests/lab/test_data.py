@@ -35,7 +35,7 @@ def test_vocabulary_covers_every_probe_caption(tokenizer) -> None:
 
 def test_training_scenes_are_disjoint_from_the_probe_scenes(tokenizer) -> None:
     # n_scenes large enough that some generated scenes repeat probe scenes exactly and must be dropped
-    spec = DataSpec(n_scenes=2400, seed=1, probe_seed=0, probe_n_scenes=480)
+    spec = DataSpec(n_scenes=2400, seed=1, probe_seed=0, probe_n_scenes=480, heldout="none")
     corpus = build_corpus(spec, tokenizer, max_length=MAX_LEN)
     probe = load_dataset("synthetic")  # what the synthetic tasks probe by default: seed 0, 480 scenes
     assert not _objects(corpus.examples) & _objects(probe)
@@ -43,6 +43,16 @@ def test_training_scenes_are_disjoint_from_the_probe_scenes(tokenizer) -> None:
     assert dropped > 0 and len(corpus) == 2400 - dropped
     assert all(e.truth and e.variant == "original" for e in corpus.examples)  # true captions only
     assert len(corpus.captions_b) == len(corpus) and corpus.ids_a.shape == (len(corpus), MAX_LEN)
+
+
+def test_heldout_evaluation_scenes_are_new_to_training_and_probing(tokenizer) -> None:
+    spec = DataSpec(n_scenes=2400, probe_n_scenes=480, eval_n_scenes=600, heldout="none")
+    train = build_corpus(spec, tokenizer, max_length=MAX_LEN)
+    held = build_corpus(spec, tokenizer, max_length=MAX_LEN, held_out=True)
+    assert held.summary["seed"] == spec.eval_seed and held.summary["dropped"]["probe_duplicate"] > 0
+    assert not _objects(held.examples) & (_objects(train.examples) | _objects(load_dataset("synthetic")))
+    with pytest.raises(ValueError, match="eval_seed"):
+        DataSpec(eval_seed=1)
 
 
 def test_compositional_holdout_removes_every_probe_test_combination(tokenizer) -> None:
@@ -59,7 +69,7 @@ def test_compositional_holdout_removes_every_probe_test_combination(tokenizer) -
 
 
 def test_heldout_relations_and_their_converses_are_absent(tokenizer) -> None:
-    spec = DataSpec(n_scenes=600, heldout_relations=("upper-left", "near"))
+    spec = DataSpec(n_scenes=600, heldout_relations=("upper-left", "near"), heldout="none")
     corpus = build_corpus(spec, tokenizer, max_length=MAX_LEN)
     absent = {"upper-left", CONVERSE["upper-left"], "near"}
     assert not absent & {str(e.relation) for e in corpus.examples}
@@ -70,7 +80,7 @@ def test_heldout_relations_and_their_converses_are_absent(tokenizer) -> None:
 
 
 def test_images_are_rendered_once_as_uint8_and_scaled_per_batch(tokenizer) -> None:
-    corpus = build_corpus(DataSpec(n_scenes=24), tokenizer, max_length=MAX_LEN)
+    corpus = build_corpus(DataSpec(n_scenes=24, heldout="none"), tokenizer, max_length=MAX_LEN)
     images = corpus.render_images(16, show_progress=False)
     assert images.dtype == torch.uint8 and images.shape == (24, 3, 16, 16)
     assert corpus.render_images(16, show_progress=False) is images
@@ -82,7 +92,8 @@ def test_images_are_rendered_once_as_uint8_and_scaled_per_batch(tokenizer) -> No
 
 def test_too_few_scenes_after_holdouts_is_an_error(tokenizer) -> None:
     with pytest.raises(ValueError, match="training scene"):
-        build_corpus(DataSpec(n_scenes=12, heldout_relations=tuple(CONVERSE)), tokenizer, max_length=MAX_LEN)
+        build_corpus(DataSpec(n_scenes=12, heldout_relations=tuple(CONVERSE), heldout="none"), tokenizer,
+                     max_length=MAX_LEN)
 
 
 def test_probe_tasks_must_read_the_scenes_kept_out_of_training() -> None:

@@ -13,7 +13,7 @@ from spatial_probing.data import load_dataset
 from spatial_probing.embed import embed_examples, load_encoder, load_registry_file
 from spatial_probing.lab import LabConfig, build_corpus, build_tokenizer, load_lab_config, train_encoder, train_lab
 from spatial_probing.lab.models import build_text_encoder
-from spatial_probing.lab.train import deterministic, weights_digest
+from spatial_probing.lab.train import convergence, deterministic, weights_digest
 
 
 @pytest.fixture(scope="module")
@@ -25,21 +25,61 @@ def setup(tiny: dict):
     return config, tokenizer, corpus
 
 
-def _train(setup, objective: str, seed: int, **train):
+def _train(setup, objective: str, seed: int, hard_negatives: float = 0.0, **train):
     config, tokenizer, corpus = setup
     if train:
         config = config.model_copy(update={"train": config.train.model_copy(update=train)})
     with deterministic(config.train.num_threads):
-        return train_encoder(config, objective, seed, corpus, tokenizer, device=torch.device("cpu"),
-                             show_progress=False)
+        encoder, log, _ = train_encoder(config, objective, seed, corpus, tokenizer, device=torch.device("cpu"),
+                                        hard_negatives=hard_negatives, show_progress=False)
+    return encoder, log
 
 
-@pytest.mark.parametrize("objective", ["mlm", "textcl", "vision"])
-def test_same_seed_gives_identical_weights(setup, objective: str) -> None:
-    (enc_a, log_a), (enc_b, log_b) = _train(setup, objective, 3), _train(setup, objective, 3)
+@pytest.mark.parametrize(("objective", "fraction"), [("mlm", 0.0), ("textcl", 0.0), ("vision", 0.0),
+                                                     ("textcl", 1.0), ("vision", 0.5)])
+def test_same_seed_gives_identical_weights(setup, objective: str, fraction: float) -> None:
+    (enc_a, log_a), (enc_b, log_b) = _train(setup, objective, 3, fraction), _train(setup, objective, 3, fraction)
     assert weights_digest(enc_a) == weights_digest(enc_b) and log_a["losses"] == log_b["losses"]
-    enc_c, _ = _train(setup, objective, 4)
+    assert log_a["evaluations"] == log_b["evaluations"]
+    enc_c, _ = _train(setup, objective, 4, fraction)
     assert weights_digest(enc_c) != weights_digest(enc_a)
+
+
+def test_arms_share_init_dropout_stream_and_parameter_count_and_batches_within_a_fraction(setup) -> None:
+    arms = [("mlm", 0.0), ("textcl", 0.0), ("vision", 0.0), ("textcl", 1.0), ("vision", 1.0)]
+    logs = {arm: _train(setup, *arm[:1], 7, arm[1])[1] for arm in arms}
+    for key in ("init_sha256", "dropout_sha256", "n_encoder_parameters", "steps", "batch_scenes"):
+        assert len({log[key] for log in logs.values()}) == 1, key
+    assert len({logs[a]["batches_sha256"] for a in arms if a[1] == 0.0}) == 1
+    assert logs[("textcl", 1.0)]["batches_sha256"] == logs[("vision", 1.0)]["batches_sha256"]
+    assert logs[("textcl", 1.0)]["batches_sha256"] != logs[("textcl", 0.0)]["batches_sha256"]  # object-pair batches
+    assert logs[("vision", 1.0)]["hard_slots_per_batch"] == logs[("vision", 1.0)]["batch_scenes"]
+
+
+def test_logs_curves_and_convergence_fields(setup) -> None:
+    config, tokenizer, corpus = setup
+    heldout = corpus.subset(range(16))
+    with deterministic(1):
+        _, log, heads = train_encoder(config, "vision", 0, corpus, tokenizer, device=torch.device("cpu"),
+                                      hard_negatives=1.0, heldout=heldout, show_progress=False)
+    steps = config.train.eval_steps()
+    assert [(e["step"], e["split"]) for e in log["evaluations"]] == [(s, p) for s in steps for p in ("train", "heldout")]
+    for e in log["evaluations"]:
+        assert 0 <= e["random_acc"] <= 1 and 0 <= e["hard_acc_image"] <= 1 and e["hard_chance"] == 0.5
+    assert len(log["batch_hard_accuracy"]) == config.train.steps and None not in log["batch_hard_accuracy"]
+    assert log["convergence"]["status"] in ("ok", "not converged", "did not learn")
+    assert "image" in heads and log["heldout_hard_acc"] == log["evaluations"][-1]["hard_acc"]
+    with pytest.raises(ValueError, match="no negatives"):
+        train_encoder(config, "mlm", 0, corpus, tokenizer, device=torch.device("cpu"), hard_negatives=1.0)
+
+
+def test_convergence_check_known_answers() -> None:
+    steps = [0, 25, 50, 75, 100]
+    assert convergence(steps, [4.0, 2.0, 1.5, 1.45, 1.44], 0.05)["status"] == "ok"  # flat over the last quarter
+    still = convergence(steps, [4.0, 3.5, 3.0, 2.5, 2.0], 0.05)
+    assert still["status"] == "not converged" and still["late_share_of_fall"] == pytest.approx(0.25)
+    assert convergence(steps, [4.0, 4.01, 3.99, 4.0, 4.0], 0.05)["status"] == "did not learn"
+    assert convergence(steps, [4.0, 2.0, 1.5, 1.4, 1.6], 0.05)["converged"]  # rising late: over-fitting, not unfinished
 
 
 def test_objectives_share_initial_weights_and_batches_for_a_seed(setup) -> None:

@@ -16,7 +16,7 @@ from conftest_models import build_tiny_clip, build_tiny_sbert
 
 from spatial_probing.data import DataError, Example, load_dataset
 from spatial_probing.pipeline import load_run_config, run_pairs_step
-from spatial_probing.probe.choice import ChoiceItems, blind_choice_probe, choice_items, cluster_folds
+from spatial_probing.probe.choice import ChoiceItems, argmax_credit, blind_choice_probe, choice_items, cluster_folds
 from spatial_probing.probe.stats import bootstrap_mean, cluster_bootstrap
 from spatial_probing.rsa.pairs import PAIRS_COLUMNS, PairsSettings, PairsUnit, itm_rows, option_cosines, \
     run_pairs_unit, text_rows
@@ -134,9 +134,30 @@ def test_itm_macro_and_micro_differ_as_computed_by_hand():
     get = lambda a, s: rows[(rows.analysis == a) & (rows.subset == s)].value.item()  # noqa: E731
     assert get("itm", "all") == 0.75 and get("itm-macro", "all") == 0.5
     assert get("itm", "on") == 1.0 and get("itm", "under") == 0.0
-    tie = ChoiceItems(**{**items.__dict__, "correct": np.zeros(n, int)})
-    assert pd.DataFrame(itm_rows(text, np.ones_like(image), tie, dataset="aro", encoder="e", n_boot=0)) \
-        .query("analysis == 'itm' and subset == 'all'").value.item() == 0.0  # a tie is a miss
+    tie = pd.DataFrame(itm_rows(text, np.ones_like(image), items, dataset="aro", encoder="e", n_boot=0))
+    assert tie.query("analysis == 'itm' and subset == 'all'").value.item() == 0.5  # a 2-way tie earns 1/2
+
+
+def test_argmax_credit_splits_ties():
+    scores = np.array([[1.0, 0.0, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]])
+    np.testing.assert_allclose(argmax_credit(scores, np.zeros(4, int)), [1.0, 0.5, 0.25, 0.0])
+
+
+def test_units_add_the_lexical_floor_with_its_one_layer(tmp_path):
+    from spatial_probing.rsa.pairs import pairs_units
+
+    units = pairs_units(PairsSettings(datasets=["sugarcrepe", "aro"], itm_encoders=["clip-text+image"]),
+                        ["sbert-mpnet", "static:sbert-mpnet"], lexical_floor=["bow:", "order:"], layers="final")
+    assert [(u.dataset, u.encoder, u.mode, u.layers) for u in units if u.dataset == "aro"] == [
+        ("aro", "sbert-mpnet", "text", "final"), ("aro", "static:sbert-mpnet", "text", "all"),
+        ("aro", "bow:", "text", "all"), ("aro", "order:", "text", "all"), ("aro", "clip-text+image", "itm", "final")]
+    unit = PairsUnit(dataset="sugarcrepe", encoder="bow:", mode="text", device="cpu", layers="all",
+                     settings=PairsSettings(n_folds=2, n_boot=20, dataset_options={"sugarcrepe": {"variant": "swap_obj"}}))
+    table, _ = run_pairs_unit(unit, data_dir=write_sugarcrepe(tmp_path), log=lambda *_: None)
+    cos = table[(table.analysis == "cosine") & (table.subset == "all")].value.item()
+    assert 0.5 < cos < 1  # bow: counts bigrams too, so an argument swap moves it a little
+    order, _ = run_pairs_unit(unit.model_copy(update={"encoder": "order:"}), data_dir=tmp_path, log=lambda *_: None)
+    assert len(order) == 1 and np.isnan(order.value.item()) and "not run" in order.note.item()  # no noun slots
 
 
 def test_text_rows_carry_chance_control_and_plain_words():
@@ -168,7 +189,9 @@ def test_pairs_step_writes_tables_and_resumes(tmp_path, tiny):
     paths = run_pairs_step(config, log=logs.append)
     table = pd.read_parquet(paths["pairs"])
     assert list(table.columns) == PAIRS_COLUMNS and (tmp_path / "run" / "pairs.csv").is_file()
-    assert set(table.layer) == {"0", "1", "2", "final"}
+    assert set(table[table.encoder == "sbert-minilm"].layer) == {"0", "1", "2", "final"}
+    assert set(table.encoder) == {"sbert-minilm", "bow:", "order:"}  # the run's lexical floor comes along
+    assert table[table.encoder == "order:"].note.str.startswith("not run").all()  # SugarCrepe has no noun slots
     assert set(table[table.subset_kind == "category"].subset) == {"swap_obj", "replace_rel"}
     assert table[table.analysis == "cosine"].n_items.max() == 5
     run_pairs_step(config, log=logs.append)

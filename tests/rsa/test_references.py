@@ -71,7 +71,7 @@ def test_converse_reference_is_same_proposition_within_scene() -> None:
 def test_applicability_on_real_synthetic_and_errors() -> None:
     examples = load_dataset("synthetic", n_scenes=24)
     built, skipped = applicable_references(examples)
-    assert set(built) == {"relation", "category", "direction", "converse"} and not skipped
+    assert set(built) == {"relation", "category", "direction", "converse", "geometry"} and not skipped
     assert built["direction"].keep.sum() == sum(e.relation not in ("near", "far", "inside", "contains")
                                                 for e in examples)
     vsr = [ex(i, "vsr", relation=r, category="c") for i, r in enumerate(["left of", "near", "on"])]

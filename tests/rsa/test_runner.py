@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from spatial_probing.cli import app
 from spatial_probing.data.schema import Example
 from spatial_probing.pipeline import load_run_config, run, run_rsa_step
+from spatial_probing.probe.runner import task_examples
 from spatial_probing.rsa import RSA_COLUMNS
 from spatial_probing.rsa.runner import RSASettings, select_items
 
@@ -51,15 +52,22 @@ def test_rsa_step_writes_contract_tables_and_rdms(tmp_path: Path, sbert: Path) -
     table = pd.read_parquet(paths["rsa"])
     assert list(table.columns) == RSA_COLUMNS
     assert pd.read_csv(paths["rsa_csv"]).shape == table.shape
-    assert set(table.reference) == {"relation", "category", "direction", "converse"}
+    assert set(table.reference) == {"relation", "category", "direction", "converse", "geometry"}
     assert set(table.layer) == {"0", "1", "2", "final"} and set(table.comparison) == {"rho_a", "spearman"}
-    assert len(table) == 4 * 4 * 2 and (table.dataset == "synthetic").all() and (table.rdm_method == "cosine").all()
+    assert len(table) == 5 * 4 * 2 and (table.dataset == "synthetic").all() and (table.rdm_method == "cosine").all()
     assert ((table.p_value > 0) & (table.p_value <= 1)).all() and (table.n_permutations == 99).all()
     assert (table.ci_low <= table.ci_high).all()
     n = table.groupby("reference").n_items.first()
-    assert n["relation"] == n["converse"] == 24 * 4 - 4  # 4 distinct captions a scene; near/far: converse = swap
-    assert n["direction"] == 24 * 4 - 8 * 4  # the 8 near/far/inside/contains scenes have no direction
-    assert any("excluded 28 of 92 items" in line for line in logs)  # said, never silent
+    # the probe's items: train and test scenes (the unused dev split is not embedded), 4 distinct captions a scene
+    relation_of = {e.group: e.relation for e in task_examples("synthetic-relation", load_kwargs={"n_scenes": 24})
+                   if e.variant == "original"}
+    n_scenes = len(relation_of)
+    near_far = sum(r in ("near", "far") for r in relation_of.values())
+    no_direction = sum(r in ("near", "far", "inside", "contains") for r in relation_of.values())
+    assert n["relation"] == n["converse"] == n_scenes * 4 - near_far  # near/far: converse = swap
+    assert n["direction"] == n_scenes * 4 - no_direction * 4  # near/far/inside/contains scenes have no direction
+    assert any(f"excluded {n['relation'] - n['direction']} of {n['relation']} items" in line
+               for line in logs)  # said, never silent
 
     rdm = np.load(tmp_path / "run" / "rdms" / "synthetic__sbert-minilm__final.npz")
     labels, square = rdm["labels"], rdm["rdm"]

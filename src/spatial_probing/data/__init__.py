@@ -14,7 +14,7 @@ from PIL import Image
 
 from spatial_probing.data._read import DataWarning, LoadReport
 from spatial_probing.data.aro import load_aro
-from spatial_probing.data.errors import DataError
+from spatial_probing.data.errors import DataError, UnknownDatasetError
 from spatial_probing.data.schema import STEPGAME_DIRECTIONS, Example
 from spatial_probing.data.spartqa import load_spartqa
 from spatial_probing.data.stepgame import load_stepgame
@@ -69,7 +69,7 @@ def load_dataset(name: str, *, data_dir: str | Path | None = None, split: str | 
     (``k=`` for StepGame, ``authors_filter=`` for SpartQA, ``n_scenes=``/``seed=`` for synthetic).
     """
     if name not in DATASETS:
-        raise DataError(f"unknown dataset {name!r}; expected one of {sorted(DATASETS)}")
+        raise UnknownDatasetError(name, DATASETS)
     if variant is not None:
         kwargs["variant"] = variant
     return DATASETS[name](data_dir, split=split, skip_invalid=skip_invalid, report=report, **kwargs)

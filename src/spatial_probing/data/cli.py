@@ -11,9 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from spatial_probing.cli_errors import fail
+from spatial_probing.cli_errors import fail, progress_wanted
 from spatial_probing.data import DATASETS, DataError, LoadReport, load_dataset
-from spatial_probing.data import download as dl
 from spatial_probing.data.summary import summarize
 
 app = typer.Typer(no_args_is_help=True, help="Load, summarise and download the benchmark datasets.")
@@ -81,14 +80,17 @@ def download(
     sha256: Annotated[Optional[list[str]], typer.Option(
         "--sha256", help="FILE=HEX (FILE relative to DIR/<dataset>/): verify this file's checksum; repeatable.")] = None,
     list_only: Annotated[bool, typer.Option("--list", help="Only print where each file lives; fetch nothing.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
 ) -> None:
     """Download a benchmark from its canonical upstream location (pinned commit); print where the archives
     that cannot be fetched here live (Google Drive, image zips) and verify checksums of the files present."""
     try:
+        from spatial_probing.data import download as dl
+
         checksums = dict(_checksum(s) for s in sha256 or [])
         lines = dl.sources(dataset, base_url=base_url)
         written = [] if list_only else dl.download(dataset, to, base_url=base_url, overwrite=overwrite,
-                                                   checksums=checksums)
+                                                   checksums=checksums, show_progress=progress_wanted(quiet))
     except DataError as err:
         fail(err)
     for line in lines:

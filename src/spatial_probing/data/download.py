@@ -153,7 +153,7 @@ def _fetch(url: str) -> bytes:
 
 
 def download(name: str, to: str | Path, *, base_url: str | None = None, overwrite: bool = False,
-             checksums: dict[str, str] | None = None) -> list[Path]:
+             checksums: dict[str, str] | None = None, show_progress: bool = True) -> list[Path]:
     """Download dataset ``name`` into ``to``; existing files are kept unless ``overwrite``.
 
     Each file is written atomically, so an interrupted download resumes where it stopped. ``checksums``
@@ -162,7 +162,7 @@ def download(name: str, to: str | Path, *, base_url: str | None = None, overwrit
     """
     root = Path(to)
     written: list[Path] = []
-    for item in tqdm(plan(name, base_url=base_url), desc=f"download {name}", unit="file"):
+    for item in tqdm(plan(name, base_url=base_url), desc=f"download {name}", unit="file", disable=not show_progress):
         dest = root / item.dest
         if item.unzip:
             if (dest / "human_train.json").exists() and not overwrite:

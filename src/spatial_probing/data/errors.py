@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
+
+from spatial_probing.errors import UnknownNameError
 
 
 class DataError(ValueError):
@@ -21,3 +24,15 @@ class DataError(ValueError):
             where.append(f"field {key!r}")
         self.path, self.line, self.key = path, line, key
         super().__init__((", ".join(where) + ": " if where else "") + message)
+
+
+class UnknownDatasetError(DataError, UnknownNameError):
+    """A dataset name no loader is registered under: a :class:`DataError` (what data commands catch) and an
+    :class:`~spatial_probing.errors.UnknownNameError` (what every registry raises), with close-match suggestions."""
+
+    def __init__(self, name: str, known: Iterable[str]) -> None:
+        UnknownNameError.__init__(self, "dataset", name, known)
+        self.path, self.line, self.key = None, None, None
+
+    def __str__(self) -> str:
+        return str(self.args[0])

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from spatial_probing.cli_errors import fail
+from spatial_probing.cli_errors import fail, progress_wanted
 
 
 def embed(
@@ -31,6 +31,9 @@ def embed(
     variant: Annotated[Optional[str], typer.Option(help="VSR random|zeroshot; StepGame clean|noise|"
                                                    "train_version; synthetic caption variant.")] = None,
     registry: Annotated[Optional[Path], typer.Option(help="YAML file of extra encoder configs to register.")] = None,
+    precision: Annotated[str, typer.Option("--precision", help="fp32 | bf16 | int8 (opt-in, faster on CPUs with "
+                                           "AVX-512 BF16 / VNNI; part of the cache key).")] = "fp32",
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
 ) -> None:
     """Embed a dataset with an encoder (every requested layer, one pass) into the content-keyed cache."""
     from spatial_probing.data import DataError, load_dataset
@@ -48,11 +51,11 @@ def embed(
     try:
         if registry is not None:
             load_registry_file(registry)
-        config = get_encoder_config(encoder)
+        config = get_encoder_config(encoder, model_path=model_path)
         examples = load_dataset(dataset, data_dir=data_dir, split=split, variant=variant)
         if not examples:
             raise DataError(f"no {dataset} examples for split={split!r}, variant={variant!r}")
-        enc = load_encoder(config, model_path=model_path, device=device, batch_size=batch_size)
+        enc = load_encoder(config, model_path=model_path, device=device, batch_size=batch_size, precision=precision)
         if isinstance(enc, LexicalEncoder):  # bow:, order: learn their vocabulary from the training split only
             train = [e for e in examples if e.split == "train"] if split in (None, "train") else \
                 load_dataset(dataset, data_dir=data_dir, split="train", variant=variant)
@@ -61,17 +64,20 @@ def embed(
                                 f"has no 'train' examples")
             enc.fit(train)
         start = time.perf_counter()
-        arrays = embed_examples(examples, enc, layers=layers, cache_dir=out, image_dir=image_dir)
+        arrays = embed_examples(examples, enc, layers=layers, cache_dir=out, image_dir=image_dir,
+                                show_progress=progress_wanted(quiet))
         seconds = time.perf_counter() - start
         fingerprint = enc.fingerprint(memo_file=out / "weights-sha256.json")
         ih = inputs_hash(examples, enc, image_dir=image_dir)
     except (DataError, ModelNotFoundError, KeyError, ValueError) as err:
         fail(err)
-    slug = re.sub(r"[^A-Za-z0-9_.+-]+", "_", f"{dataset}-{variant or 'default'}-{split or 'all'}-{encoder}")
+    slug = re.sub(r"[^A-Za-z0-9_.+-]+", "_", f"{dataset}-{variant or 'default'}-{split or 'all'}-{encoder}"
+                  + ("" if precision == "fp32" else f"-{precision}"))
     manifest = {
         "dataset": dataset, "variant": variant, "split": split, "n_examples": len(examples),
         "example_ids_sha256": sha256_texts(e.id for e in examples),
-        "encoder": enc.info.model_dump(), "fingerprint": fingerprint, "inputs_hash": ih, "device": str(enc.device),
+        "encoder": enc.info.model_dump(), "fingerprint": fingerprint, "inputs_hash": ih,
+        "device": str(enc.device) if enc.is_loaded else None,  # None: every layer came from the cache
         "batch_size": batch_size, "seconds": round(seconds, 3),
         "layers": {k: {"shape": list(v.shape), "file": str(Path(v.filename)) if hasattr(v, "filename") else None}
                    for k, v in arrays.items()},

@@ -12,6 +12,7 @@ kind is read from the model's files, and it is pooled as the registry's encoders
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -67,6 +68,8 @@ class EncoderConfig(BaseModel):
         fallback_package: an importable package whose ``model/`` folder holds the weights,
             used when the hub is unreachable and the model is not cached.
         description: one line for ``list_encoders`` and reports.
+        grounded: trained with images (CLIP, a lab encoder with the vision objective). None derives it:
+            a ``clip`` encoder that is not a control. Read it with :func:`is_grounded`, never from the name.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -81,6 +84,7 @@ class EncoderConfig(BaseModel):
     seed: int = 0
     fallback_package: str | None = None
     description: str = ""
+    grounded: bool | None = None
 
     def model_post_init(self, __context: object) -> None:
         allowed = _POOLINGS[(self.kind, self.modality)] if (self.kind, self.modality) in _POOLINGS else None
@@ -127,6 +131,21 @@ LEXICAL_ENCODERS: dict[str, EncoderConfig] = {c.name: c for c in (
     EncoderConfig(name="order:", kind="lexical", model_id="order:", pooling="lexical", control="order",
                   description="word order slots: one-hot of the item in the first and in the second noun slot"),
 )}
+
+
+def is_grounded(name: str) -> bool:
+    """Whether encoder ``name`` is visually grounded: its registered ``grounded`` flag, else a CLIP encoder that
+    is not a control; a lab encoder ``lab-<objective>-s<seed>`` not in this process's registry is grounded when its
+    objective is ``vision``. Lexical-floor controls and unknown names are not grounded."""
+    if is_lexical_floor(name):
+        return False
+    config = _REGISTRY.get(name)
+    if config is not None and config.grounded is not None:
+        return config.grounded
+    lab = re.fullmatch(r"lab-([A-Za-z]+)-s\d+", name)
+    if config is None and lab:
+        return lab.group(1) == "vision"
+    return config is not None and config.kind == "clip" and config.control is None
 
 
 def register_encoder(config: EncoderConfig, *, overwrite: bool = False) -> EncoderConfig:

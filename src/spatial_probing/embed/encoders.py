@@ -20,16 +20,20 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from pydantic import BaseModel, ConfigDict
 from tqdm.auto import tqdm
 
+from spatial_probing.device import configure_threads, resolve_device
 from spatial_probing.embed.config import EncoderConfig, get_encoder_config, infer_kind
+from spatial_probing.embed.precision import apply_precision, check_precision
 from spatial_probing.embed.resolve import ModelNotFoundError, ResolvedModel, hash_model_dir, resolve_model
 from spatial_probing.io import sha256_bytes
+
+if TYPE_CHECKING:  # torch is imported where it is used: a run served from the cache never loads it
+    import torch
 
 #: Bump when the way embeddings are computed changes, so old cache entries are not reused.
 EMBED_FORMAT_VERSION = 1
@@ -57,39 +61,11 @@ class EncoderInfo(BaseModel):
     control: str | None
     seed: int | None
     layer_dims: dict[str, int]
+    precision: str = "fp32"
+    kernel: str | None = None  # which kernel computed the embeddings (None: the model was not loaded)
 
 
 # ---------------------------------------------------------------------------------------- helpers
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` → cuda, else mps, else cpu; an explicit device that is absent is an error, not a silent fallback."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {device}: CUDA is not available here (torch {torch.__version__}); use cpu or auto")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"--device {device}: Apple MPS is not available here; use cpu or auto")
-    if dev.type not in {"cpu", "cuda", "mps"}:
-        raise ValueError(f"--device {device}: expected auto, cpu, cuda[:N] or mps")
-    return dev
-
-
-def configure_threads(num_threads: int | None = None) -> int:
-    """Use every core this process may run on, unless told otherwise or ``OMP_NUM_THREADS`` is set."""
-    if num_threads is None and os.environ.get("OMP_NUM_THREADS"):
-        return torch.get_num_threads()
-    n = num_threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-    if torch.get_num_threads() != n:
-        torch.set_num_threads(n)
-    return n
-
 
 def select_layers(selector: str | Sequence[str], layer_names: Sequence[str]) -> list[str]:
     """Resolve a layer selector against an encoder's layer names.
@@ -123,6 +99,8 @@ def _read_json(path: Path) -> dict[str, Any]:
 @contextmanager
 def _seeded(seed: int) -> Iterator[None]:
     """A forked RNG state seeded with ``seed``: re-initialisation never disturbs the caller's RNG."""
+    import torch
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield
@@ -134,6 +112,8 @@ def _masked_mean(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def _to_numpy(t: torch.Tensor) -> np.ndarray:
+    import torch
+
     return t.detach().to(device="cpu", dtype=torch.float32).numpy()
 
 
@@ -169,11 +149,15 @@ class Encoder(ABC):
         n_layers: number of transformer layers (0 for the static control's single layer).
     """
 
-    def __init__(self, config: EncoderConfig, resolved: ResolvedModel, *, device: torch.device,
-                 batch_size: int = 32) -> None:
+    def __init__(self, config: EncoderConfig, resolved: ResolvedModel, *, device: str | torch.device,
+                 batch_size: int = 32, num_threads: int | None = None, precision: str = "fp32") -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.config, self.resolved, self.device, self.batch_size = config, resolved, device, batch_size
+        self.precision, self.kernel = check_precision(precision), None
+        self.config, self.resolved, self.batch_size = config, resolved, batch_size
+        self._device_request, self._device, self._num_threads = device, None, num_threads
+        if device not in ("auto", "cpu"):  # an explicit accelerator that is absent is an error now, not later
+            _ = self.device
         self._model: Any = None
         self._weights_hash: str | None = None
         self.n_layers, self._dims = self._read_architecture()
@@ -198,6 +182,20 @@ class Encoder(ABC):
         return self.config.name
 
     @property
+    def device(self) -> torch.device:
+        """The torch device it runs on, resolved (importing torch) on first use: a cached run never needs it."""
+        if self._device is None:
+            self._device = resolve_device(self._device_request)
+            if self._device.type == "cpu":
+                configure_threads(self._num_threads)
+        return self._device
+
+    @property
+    def is_loaded(self) -> bool:
+        """Whether the weights were loaded (False when every embedding came from the cache)."""
+        return self._model is not None
+
+    @property
     def layer_names(self) -> list[str]:
         """Every layer key this encoder can return, shallow to deep."""
         return [str(i) for i in range(self.n_layers + 1)] + ["final"]
@@ -219,24 +217,26 @@ class Encoder(ABC):
             revision=self.resolved.revision, weights_hash=self.weights_hash(), dim=self.layer_dim(default),
             n_layers=self.n_layers, pooling=self.config.pooling, modality=self.config.modality,
             control=self.config.control, seed=self.config.seed if self.config.control == "random-init" else None,
-            layer_dims={n: self.layer_dim(n) for n in self.layer_names})
+            layer_dims={n: self.layer_dim(n) for n in self.layer_names}, precision=self.precision,
+            kernel=self.kernel)
 
     def fingerprint(self, *, memo_file: str | os.PathLike[str] | None = None) -> str:
         """Identity of the embeddings this encoder produces: weights, pooling, control, seed, library versions.
 
         The registry name is not part of it, so two names for the same model share a cache.
         """
-        import sentence_transformers
-        import transformers
+        from importlib.metadata import version
 
         ident = {
             "format": EMBED_FORMAT_VERSION, "kind": self.config.kind, "modality": self.config.modality,
             "pooling": self.config.pooling, "control": self.config.control,
             "seed": self.config.seed if self.config.control == "random-init" else None,
             "weights": self.weights_hash(memo_file=memo_file),
-            "versions": {"torch": torch.__version__.split("+")[0], "transformers": transformers.__version__,
-                         "sentence_transformers": sentence_transformers.__version__},
+            "versions": {"torch": version("torch").split("+")[0], "transformers": version("transformers"),
+                         "sentence_transformers": version("sentence-transformers")},
         }
+        if self.precision != "fp32":  # fp32 keys stay as they were
+            ident["precision"] = self.precision
         return sha256_bytes(json.dumps(ident, sort_keys=True).encode("utf-8"))
 
     def encode(self, texts: Sequence[str] | None = None, images: Sequence[Any] | None = None, *,
@@ -268,6 +268,7 @@ class Encoder(ABC):
         wanted = select_layers(layers, self.layer_names)
         if self._model is None:
             self._load()
+            self.kernel = apply_precision(self._model, self.precision, self.device)
         out = self._encode(text_list, image_list, wanted, show_progress)
         return {k: out[k] for k in wanted}
 
@@ -293,6 +294,8 @@ class _TextEncoder(Encoder):
         """One batch → ``{layer: (b, d) tensor}``."""
 
     def _encode_texts(self, texts: list[str], layers: list[str], show_progress: bool) -> dict[str, np.ndarray]:
+        import torch
+
         uniq, inverse = _unique(texts)
         lengths = [len(ids) for ids in
                    self.tokenizer(uniq, truncation=True, max_length=self.max_length)["input_ids"]]
@@ -323,12 +326,14 @@ class _TextEncoder(Encoder):
         for layer in layers:
             if not layer.isdigit():
                 continue
-            h = hidden[int(layer)]
+            h = hidden[int(layer)].float()  # pool in float32 whatever the model's precision
             if pooling == "mean":
                 out[layer] = _masked_mean(h, mask)
             elif pooling == "cls":
                 out[layer] = h[:, 0]
             elif pooling == "eos":
+                import torch
+
                 out[layer] = h[torch.arange(h.shape[0], device=h.device), eos_index]
             else:
                 raise ValueError(f"{self.name}: pooling {pooling!r} is not defined for hidden layers")
@@ -432,7 +437,7 @@ class SBERTEncoder(_TextEncoder):
 
     def _features(self, batch):
         feats = self._model.preprocess(batch)
-        return {k: (v.to(self.device) if isinstance(v, torch.Tensor) else v) for k, v in feats.items()}
+        return {k: (v.to(self.device) if hasattr(v, "to") else v) for k, v in feats.items()}
 
     def _forward(self, feats, layers):
         cfg = self._model[0].auto_model.config
@@ -493,6 +498,8 @@ class CLIPEncoder(_TextEncoder):
 
     def _eos_index(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Where CLIP's text tower pools: as ``CLIPTextModel`` does, for old and new configs."""
+        import torch
+
         eos = self._hf_config.text_config.eos_token_id
         if eos == 2:  # legacy configs: the end-of-text token has the highest id
             return input_ids.to(torch.int).argmax(dim=-1)
@@ -510,6 +517,8 @@ class CLIPEncoder(_TextEncoder):
         return res
 
     def _encode_images(self, images: list[Any], layers: list[str], show_progress: bool) -> dict[str, np.ndarray]:
+        import torch
+
         uniq, inverse = _unique(images, key=id)
         numbered = any(layer.isdigit() for layer in layers)
         out: dict[str, np.ndarray] = {}
@@ -580,6 +589,8 @@ class StaticEncoder(_TextEncoder):
         return {k: v.to(self.device) for k, v in feats.items()}
 
     def _forward(self, feats, layers):
+        import torch
+
         mask = feats["attention_mask"].bool() & ~feats["special_tokens_mask"].bool()
         mask = torch.where(mask.any(dim=1, keepdim=True), mask, feats["attention_mask"].bool())
         return {"0": _masked_mean(self._model(feats["input_ids"]), mask)}
@@ -589,13 +600,14 @@ class StaticEncoder(_TextEncoder):
 
 def load_encoder(name_or_config: str | EncoderConfig, *, model_path: str | os.PathLike[str] | None = None,
                  device: str | torch.device = "auto", batch_size: int = 32,
-                 num_threads: int | None = None) -> Encoder:
+                 num_threads: int | None = None, precision: str = "fp32") -> Encoder:
     """Build an encoder by registry name, control name (``random-init:NAME``, ``static:NAME``), lexical-floor name
     (``bow:``, ``order:``; fit it on training examples before embedding), folder, Hugging Face hub id
     (``org/name[@REVISION]``) or config.
 
     ``model_path`` points at local weights instead of the hub id (for offline use). Files are found
-    (or a clear :class:`ModelNotFoundError` raised) now; weights load on the first ``encode``.
+    (or a clear :class:`ModelNotFoundError` raised) now; weights load on the first ``encode``. ``precision``
+    (``fp32`` | ``bf16`` | ``int8``, :mod:`spatial_probing.embed.precision`) is applied when the weights load.
     """
     config = get_encoder_config(name_or_config, model_path=model_path) if isinstance(name_or_config, str) \
         else name_or_config
@@ -611,12 +623,9 @@ def load_encoder(name_or_config: str | EncoderConfig, *, model_path: str | os.Pa
     if kind != config.kind:
         raise ModelNotFoundError(f"encoder {config.name!r} expects a {config.kind} model but {resolved.path} "
                                  f"holds a {kind} model")
-    dev = resolve_device(device)
-    if dev.type == "cpu":
-        configure_threads(num_threads)
     cls: type[Encoder]
     if config.control == "static":
         cls = StaticEncoder
     else:
         cls = {"sbert": SBERTEncoder, "hf": HFEncoder, "clip": CLIPEncoder}[config.kind]
-    return cls(config, resolved, device=dev, batch_size=batch_size)
+    return cls(config, resolved, device=device, batch_size=batch_size, num_threads=num_threads, precision=precision)

@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from spatial_probing.data.schema import Example
 from spatial_probing.embed.config import EncoderConfig
@@ -116,7 +115,7 @@ class LexicalEncoder(Encoder):
         self.fits_: list[dict[str, Any]] = []
         self.slot_counts_: dict[str, int] | None = None
         super().__init__(config, ResolvedModel(path=Path("."), source=f"built-in lexical floor ({config.name})"),
-                         device=torch.device("cpu"))
+                         device="cpu")
 
     # -- Encoder hooks
     def _read_architecture(self) -> tuple[int, dict[str, int]]:

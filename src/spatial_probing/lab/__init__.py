@@ -11,11 +11,16 @@ same initial weights for a seed, with three objectives:
 * ``vision`` — visual contrastive: CLIP-style symmetric InfoNCE between each caption and a
   small CNN over the rendered scene image.
 
-``spatial-probing lab train configs/lab.yaml --out runs/lab`` writes ``OUT/<objective>-seed<k>/``
-(plain ``transformers`` BERT + tokenizer), ``OUT/logs/*.json`` (loss per step, wall time,
-config hash, seed), ``OUT/encoders.yaml`` and ``OUT/lab_manifest.json``. After
-``spatial_probing.embed.load_registry_file("runs/lab/encoders.yaml")`` (or ``--registry`` on
-the embed CLI) the encoders load by name: ``lab-mlm-s0`` … ``lab-vision-s2``.
+The contrastive objectives also train with NegCLIP-style hard negatives (``hard_negatives``:
+fractions of each batch; same-scene swapped/foil captions, counterfactual renders, object-pair
+batches), each fraction an *arm* of its own (``textcl-hn1``, ``vision-hn1``); see docs/lab.md.
+
+``spatial-probing lab train configs/lab.yaml --out runs/lab`` writes ``OUT/<arm>-seed<k>/``
+(plain ``transformers`` BERT + tokenizer; vision arms also their scene CNN), ``OUT/logs/*.json``
+(loss and retrieval per step, held-out curves, convergence, matching hashes), ``OUT/lab_training.csv``,
+``OUT/lab_curves.csv``, ``OUT/vision_check.csv``, ``OUT/encoders.yaml`` and ``OUT/lab_manifest.json``.
+After ``spatial_probing.embed.load_registry_file("runs/lab/encoders.yaml")`` (or ``--registry`` on
+the embed CLI) the encoders load by name: ``lab-mlm-s0`` … ``lab-vision-hn1-s4``.
 
 Which probe split to use
 ------------------------
@@ -38,17 +43,24 @@ probe_seed``:
   a relation's composition is encoded without training on it.
 
 :func:`objective_summary` and :func:`objective_comparisons` turn a probe run's
-``results.parquet`` (and ``predictions.parquet``) into a per-objective table with intervals
-across seeds and paired tests between objectives, per relation category.
+``results.parquet`` (and ``predictions.parquet``) into a per-arm table with intervals across
+seeds and paired tests between arms, per relation category; :func:`lab_answer` gives the lab's
+answer per relation kind with a seeds × scenes interval and a Holm-corrected verdict.
 """
 
 from __future__ import annotations
 
-from spatial_probing.lab.compare import objective_comparisons, objective_summary, parse_lab_encoder
-from spatial_probing.lab.config import OBJECTIVES, LabConfig, load_lab_config
-from spatial_probing.lab.data import build_corpus, build_tokenizer, build_vocab, check_probe_data
-from spatial_probing.lab.train import TrainedEncoder, train_encoder, train_lab
+import lazy_loader
+
+# Names load on first use (PEP 562), so `spatial-probing --help` and a cached run import no heavy library.
+__getattr__, __dir__, _ = lazy_loader.attach(__name__, submod_attrs={
+    "compare": ["hierarchical_diff", "lab_answer", "objective_comparisons", "objective_summary", "parse_lab_arm",
+                "parse_lab_encoder"],
+    "config": ["OBJECTIVES", "LabConfig", "load_lab_config"],
+    "data": ["build_corpus", "build_tokenizer", "build_vocab", "check_probe_data"],
+    "train": ["TrainedEncoder", "train_encoder", "train_lab"],
+})
 
 __all__ = ["OBJECTIVES", "LabConfig", "TrainedEncoder", "build_corpus", "build_tokenizer", "build_vocab",
-           "check_probe_data", "load_lab_config", "objective_comparisons", "objective_summary", "parse_lab_encoder",
-           "train_encoder", "train_lab"]
+           "check_probe_data", "hierarchical_diff", "lab_answer", "load_lab_config", "objective_comparisons",
+           "objective_summary", "parse_lab_arm", "parse_lab_encoder", "train_encoder", "train_lab"]

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from spatial_probing.cli_errors import fail
+from spatial_probing.cli_errors import fail, progress_wanted
 
 app = typer.Typer(no_args_is_help=True, help="Grounding lab: matched small encoders trained with MLM, text-only "
                                              "contrastive and visual contrastive objectives.")
@@ -30,7 +30,7 @@ def train(
 
     try:
         lab = load_lab_config(config)
-        trained = train_lab(lab, out=out, device=device, force=force, show_progress=not quiet,
+        trained = train_lab(lab, out=out, device=device, force=force, show_progress=progress_wanted(quiet),
                             command=shlex.join(sys.argv), log=typer.echo)
     except (ValueError, OSError) as err:
         fail(err)
@@ -46,11 +46,14 @@ def compare(
     metric: Annotated[str, typer.Option(help="Metric compared between objectives.")] = "accuracy",
     n_permutations: Annotated[int, typer.Option("--n-permutations", min=100, help="Sign-flip resamples.")] = 10000,
 ) -> None:
-    """Per-objective means with intervals across lab seeds, and paired tests between objectives."""
+    """Per-arm means with intervals across lab seeds, paired tests between arms, and (with predictions) the lab's
+    answer per relation kind (``lab_answer.csv``: seeds × scenes intervals, Holm, verdicts, convergence flags)."""
+    import json
+
     import pandas as pd
 
     from spatial_probing.io import atomic_path
-    from spatial_probing.lab.compare import objective_comparisons, objective_summary
+    from spatial_probing.lab.compare import lab_answer, lab_outputs, objective_comparisons, objective_summary
 
     try:
         results = pd.read_parquet(run_dir / "results.parquet")
@@ -58,10 +61,17 @@ def compare(
         predictions = pd.read_parquet(preds_path) if preds_path.is_file() else None
         summary = objective_summary(results)
         comparisons = objective_comparisons(results, predictions, metric=metric, n_permutations=n_permutations)
+        tables = {"lab_objectives.csv": summary, "lab_comparisons.csv": comparisons}
+        if predictions is not None:
+            manifest_path = run_dir / "manifest.json"
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else {}
+            outputs = lab_outputs(manifest.get("config", {}).get("encoder_registries", []))
+            tables["lab_answer.csv"] = lab_answer(predictions, training=outputs.get("training"))
     except (ValueError, OSError) as err:
         fail(err)
-    for name, table in (("lab_objectives.csv", summary), ("lab_comparisons.csv", comparisons)):
+    for name, table in tables.items():
         with atomic_path(run_dir / name) as tmp:
             table.to_csv(tmp, index=False)
-    typer.echo(f"{len(summary)} objective rows, {len(comparisons)} paired comparisons → "
-               f"{run_dir / 'lab_objectives.csv'}, {run_dir / 'lab_comparisons.csv'}")
+    typer.echo(f"{len(summary)} arm rows, {len(comparisons)} paired comparisons"
+               + (f", {len(tables['lab_answer.csv'])} answer rows" if "lab_answer.csv" in tables else "")
+               + f" → {', '.join(str(run_dir / n) for n in tables)}")

@@ -17,31 +17,45 @@ evidence needs more seeds, which is why the item-level test is reported alongsid
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 from itertools import combinations
 
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from spatial_probing.lab.config import OBJECTIVES
+from spatial_probing.lab.config import OBJECTIVES, arm_label, parse_hn_tag
 from spatial_probing.probe.stats import holm, paired_permutation
 
-_NAME = re.compile(r"^(?P<lab>[A-Za-z0-9_.]+)-(?P<objective>mlm|textcl|vision)-s(?P<seed>\d+)$")
-_DIR = re.compile(r"(?:^|.*[/\\])(?P<objective>mlm|textcl|vision)-seed(?P<seed>\d+)[/\\]?$")
+_NAME = re.compile(r"^(?P<lab>[A-Za-z0-9_.]+)-(?P<objective>mlm|textcl|vision)(?:-hn(?P<hn>\d+))?-s(?P<seed>\d+)$")
+_DIR = re.compile(r"(?:^|.*[/\\])(?P<objective>mlm|textcl|vision)(?:-hn(?P<hn>\d+))?-seed(?P<seed>\d+)[/\\]?$")
 KEYS = ["lab", "dataset", "task", "layer", "probe", "subset_kind", "subset"]
 _REQUIRED = {"dataset", "task", "encoder", "layer", "probe", "seed", "subset_kind", "subset", "metric", "value"}
 
 
 def parse_lab_encoder(name: str) -> tuple[str, str, int] | None:
     """``(lab, objective, seed)`` for a lab encoder name or folder, None for any other encoder."""
-    m = _NAME.match(name)
-    if m:
-        return m["lab"], m["objective"], int(m["seed"])
-    m = _DIR.match(name)
-    if m:
-        return "lab", m["objective"], int(m["seed"])
-    return None
+    parsed = parse_lab_arm(name)
+    return (parsed[0], parsed[2], parsed[4]) if parsed else None
+
+
+def parse_lab_arm(name: str) -> tuple[str, str, str, float, int] | None:
+    """``(lab, arm, objective, hard-negative fraction, seed)`` for a lab encoder name or folder, else None:
+    ``lab-vision-hn1-s0`` → ``("lab", "vision-hn1", "vision", 1.0, 0)``."""
+    m = _NAME.match(name) or _DIR.match(name)
+    if not m:
+        return None
+    fraction = parse_hn_tag(m["hn"]) if m["hn"] else 0.0
+    lab = m.groupdict().get("lab") or "lab"
+    return lab, arm_label(m["objective"], fraction), m["objective"], fraction, int(m["seed"])
+
+
+def arm_order(arm: str) -> tuple[int, float]:
+    """Sort key of an arm: objectives in :data:`OBJECTIVES` order, then by hard-negative fraction."""
+    objective, _, tag = arm.partition("-hn")
+    return OBJECTIVES.index(objective) if objective in OBJECTIVES else len(OBJECTIVES), parse_hn_tag(tag) if tag else 0.0
 
 
 def _with_lab_columns(table: pd.DataFrame, what: str, required: set[str]) -> pd.DataFrame:
@@ -49,14 +63,14 @@ def _with_lab_columns(table: pd.DataFrame, what: str, required: set[str]) -> pd.
     if missing:
         raise ValueError(f"{what}: missing column(s) {missing}; expected the probe stage's {what} columns")
     names = table["encoder"].astype(str)
-    parsed = names.map({n: parse_lab_encoder(n) for n in names.unique()})  # parse each name once
+    parsed = names.map({n: parse_lab_arm(n) for n in names.unique()})  # parse each name once
     keep = parsed.notna()
     if not keep.any():
         raise ValueError(f"{what}: no lab encoders (names like lab-mlm-s0) among {sorted(table.encoder.unique())}")
     out = table.loc[keep].copy()
     out["lab"] = [p[0] for p in parsed[keep]]
-    out["objective"] = [p[1] for p in parsed[keep]]
-    out["lab_seed"] = [p[2] for p in parsed[keep]]
+    out["objective"] = [p[1] for p in parsed[keep]]  # the arm: objectives with hard negatives kept apart
+    out["lab_seed"] = [p[4] for p in parsed[keep]]
     for column in ("layer", "subset"):  # predictions have no subset column
         if column in out:
             out[column] = out[column].astype(str)
@@ -108,8 +122,7 @@ def objective_summary(results: pd.DataFrame, *, metrics: tuple[str, ...] = ("acc
         if baseline in set(results.metric):
             base = _per_seed(results, baseline).groupby(KEYS, as_index=False)["value"].mean()
             out = out.merge(base.rename(columns={"value": baseline}), on=KEYS, how="left")
-    order = {o: i for i, o in enumerate(OBJECTIVES)}
-    out["_o"] = out.objective.map(order)
+    out["_o"] = out.objective.map(arm_order)
     out = out.sort_values(KEYS + ["metric", "_o"]).drop(columns="_o").reset_index(drop=True)
     return out[["lab", "dataset", "task", "layer", "probe", "subset_kind", "subset", "metric", "objective",
                 *[c for c in out.columns if c not in KEYS + ["metric", "objective"]]]]
@@ -146,7 +159,7 @@ def objective_comparisons(results: pd.DataFrame, predictions: pd.DataFrame | Non
     rows = []
     for key, grp in per_seed.groupby(KEYS, sort=True):
         wide = grp.pivot(index="lab_seed", columns="objective", values="value")
-        present = [o for o in OBJECTIVES if o in wide.columns]
+        present = sorted(wide.columns, key=arm_order)
         for a, b in combinations(present, 2):
             pair = wide[[a, b]].dropna()
             d = (pair[a] - pair[b]).to_numpy(dtype=np.float64)
@@ -196,3 +209,185 @@ def _item_test(items: pd.DataFrame, meta: pd.DataFrame, key: tuple, a: str, b: s
     sa, sb = wa[ok].mean(axis=1).to_numpy(), wb[ok].mean(axis=1).to_numpy()
     p = paired_permutation(sa, sb, n_permutations=n_permutations, seed=seed)
     return float((sa - sb).mean()), float(p), int(ok.sum())
+
+
+#: Relation kinds of the synthetic scenes (``Example.category``), in the order the answer lists them.
+RELATION_KINDS = ("horizontal", "vertical", "diagonal", "proximity", "topological")
+#: Interval half-width (proportion) under which a non-significant difference counts as "no difference".
+NULL_MARGIN = 0.03
+ANSWER_COLUMNS = ["lab", "dataset", "task", "layer", "probe", "relation_kind", "arm_a", "arm_b", "question", "mean_a",
+                  "mean_b", "diff", "ci_low", "ci_high", "half_width", "se", "p_boot", "p_holm", "verdict", "n_seeds",
+                  "n_clusters", "n_items", "convergence"]
+
+
+def answer_pairs(arms: list[str]) -> list[tuple[str, str, str]]:
+    """The comparisons the lab answers, as (arm a, arm b, question), among the arms present.
+
+    At every hard-negative fraction (MLM has none and serves every fraction): visual vs text-only
+    contrastive, visual vs masked LM, text-only contrastive vs masked LM; and for each fraction
+    above 0, the hard negatives' own effect within each contrastive objective.
+    """
+    have = set(arms)
+    fractions = sorted({parse_lab_arm(f"x-{a}-s0")[3] for a in arms if not a.startswith("mlm")})
+    out = []
+    for f in fractions:
+        vision, textcl = arm_label("vision", f), arm_label("textcl", f)
+        for a, b, what in ((vision, textcl, "grounding vs text-only contrastive"),
+                           (vision, "mlm", "grounding vs masked LM"),
+                           (textcl, "mlm", "text-only contrastive vs masked LM")):
+            if a in have and b in have:
+                out.append((a, b, f"{what}{f' (hard negatives {f:g})' if f else ''}"))
+    for f in fractions:
+        for objective in ("vision", "textcl"):
+            a = arm_label(objective, f)
+            if f and a in have and objective in have:
+                out.append((a, objective, f"hard negatives {f:g} vs none ({objective})"))
+    return out
+
+
+def _clusters(preds: pd.DataFrame) -> pd.Series:
+    """Each test item's cluster: the ``cluster`` column where the probe stage wrote one, else the scene of a
+    synthetic id (``synthetic/<seed>/<scene>/<variant>``), else the item itself."""
+    if "cluster" in preds.columns:
+        return preds["cluster"].astype(str)
+    ids = preds["example_id"].astype(str)
+    parts = ids.str.split("/")
+    return pd.Series(np.where(parts.str.len() >= 4, parts.str[2], ids), index=preds.index)
+
+
+def hierarchical_diff(a: np.ndarray, b: np.ndarray, clusters: np.ndarray, *, n_boot: int = 2000,
+                      confidence: float = 0.95, seed: int = 0) -> dict[str, float]:
+    """Mean of ``a − b`` with a two-level bootstrap: lab seeds (rows, paired) × clusters of items (columns).
+
+    ``a``/``b`` are (seeds × items) correctness with the same seeds and items; each replicate draws
+    seeds with replacement and, independently, clusters (e.g. scenes) with replacement, and takes
+    the mean difference over the drawn seeds and the drawn clusters' items. Returns ``diff``,
+    ``ci_low``, ``ci_high`` (percentile), ``se`` (the replicates' SD) and ``p_boot``, the two-sided
+    p of no difference from ``diff / se`` (normal approximation: unlike counting replicates, it
+    has no 2/(n_boot+1) floor, which Holm over a task's dozens of comparisons would make binding).
+    """
+    d = np.asarray(a, np.float64) - np.asarray(b, np.float64)
+    codes, cluster_ids = np.unique(clusters, return_inverse=True)
+    n_seeds, n_clusters = d.shape[0], len(codes)
+    per_cluster = np.zeros((n_seeds, n_clusters))
+    np.add.at(per_cluster.T, cluster_ids, d.T)  # (seeds × clusters) sums of differences
+    size = np.bincount(cluster_ids, minlength=n_clusters).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    w_seed = rng.multinomial(n_seeds, np.full(n_seeds, 1 / n_seeds), size=n_boot).astype(np.float64)
+    w_cluster = rng.multinomial(n_clusters, np.full(n_clusters, 1 / n_clusters), size=n_boot).astype(np.float64)
+    boot = np.einsum("bs,sc,bc->b", w_seed, per_cluster, w_cluster) / (n_seeds * (w_cluster @ size))
+    diff = float(d.mean())
+    alpha = 1 - confidence
+    low, high = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
+    se = float(boot.std(ddof=1))
+    if se > 0:
+        p = float(2 * sps.norm.sf(abs(diff) / se))
+    else:
+        p = 1.0 if diff == 0 else 0.0
+    return {"diff": diff, "ci_low": float(low), "ci_high": float(high), "se": se, "p_boot": p}
+
+
+def _verdict(row: dict, alpha: float, margin: float) -> str:
+    a, b = row["arm_a"], row["arm_b"]
+    if row["p_holm"] < alpha:
+        return f"{a} better" if row["diff"] > 0 else f"{b} better"
+    if -margin <= row["ci_low"] and row["ci_high"] <= margin:
+        return f"no difference (within ±{100 * margin:.0f} points)"
+    return "inconclusive (interval too wide)"
+
+
+def lab_answer(predictions: pd.DataFrame, *, training: pd.DataFrame | None = None, n_boot: int = 2000,
+               confidence: float = 0.95, alpha: float = 0.05, margin: float = NULL_MARGIN, seed: int = 0
+               ) -> pd.DataFrame:
+    """The lab's answer per relation kind: each pair of :func:`answer_pairs` with a hierarchical interval.
+
+    ``predictions``: the probe stage's per-item table (lab encoders' rows are used; one layer per
+    encoder expected, e.g. the final layer), with a ``category`` column. Each item's correctness
+    is averaged over probe seeds; an arm pair uses the lab seeds and items both arms have.
+    ``diff`` = accuracy(a) − accuracy(b) with a seeds × scene-clusters bootstrap interval
+    (:func:`hierarchical_diff`), Holm-corrected over every row of a (lab, task, layer, probe):
+    the family of questions one task answers. ``verdict``: the better arm when Holm p < ``alpha``,
+    "no difference" when not and the interval lies within ±``margin``, else "inconclusive".
+    ``convergence`` names arms with seeds whose training did not converge or learn, from the
+    lab's ``lab_training.csv`` (``training``), so such a comparison is flagged, not silently made.
+    Columns: :data:`ANSWER_COLUMNS`; empty when no lab predictions carry a relation kind.
+    """
+    preds = _with_lab_columns(predictions, "predictions",
+                              {"dataset", "task", "encoder", "layer", "probe", "seed", "example_id", "correct"})
+    if "category" not in preds.columns:
+        return pd.DataFrame(columns=ANSWER_COLUMNS)
+    preds = preds[preds["category"].isin(RELATION_KINDS)].copy()
+    preds["cluster"] = _clusters(preds)
+    preds["correct"] = preds["correct"].astype(np.float64)
+    flags = _convergence_flags(training)
+    rows = []
+    for (lab, dataset, task, layer, probe), grp in preds.groupby(["lab", "dataset", "task", "layer", "probe"],
+                                                                 sort=True):
+        item = grp.groupby(["objective", "lab_seed", "example_id", "category", "cluster"], as_index=False,
+                           sort=True)["correct"].mean()
+        arms = sorted(item.objective.unique(), key=arm_order)
+        family = []
+        for kind in [k for k in RELATION_KINDS if k in set(item.category)] + ["all"]:
+            cell = item if kind == "all" else item[item.category == kind]
+            wide = cell.pivot_table(index=["example_id", "cluster"], columns=["objective", "lab_seed"],
+                                    values="correct")
+            for a, b, question in answer_pairs(arms):
+                if a not in wide.columns.get_level_values(0) or b not in wide.columns.get_level_values(0):
+                    continue
+                seeds = sorted(set(wide[a].columns) & set(wide[b].columns))
+                wa, wb = wide[a].reindex(columns=seeds), wide[b].reindex(columns=seeds)
+                ok = (wa.notna().all(axis=1) & wb.notna().all(axis=1)).to_numpy()
+                if not seeds or not ok.any():
+                    continue
+                stats = hierarchical_diff(wa.to_numpy()[ok].T, wb.to_numpy()[ok].T,
+                                          wa.index.get_level_values("cluster").to_numpy()[ok], n_boot=n_boot,
+                                          confidence=confidence, seed=seed)
+                family.append({
+                    "lab": lab, "dataset": dataset, "task": task, "layer": layer, "probe": probe,
+                    "relation_kind": kind, "arm_a": a, "arm_b": b, "question": question,
+                    "mean_a": float(np.nanmean(wa.to_numpy()[ok])), "mean_b": float(np.nanmean(wb.to_numpy()[ok])),
+                    **stats, "half_width": (stats["ci_high"] - stats["ci_low"]) / 2, "n_seeds": len(seeds),
+                    "n_clusters": int(len(set(wa.index.get_level_values("cluster")[ok]))), "n_items": int(ok.sum()),
+                    "convergence": "; ".join(flags[x] for x in (a, b) if x in flags) or "ok"})
+        corrected = holm(np.array([r["p_boot"] for r in family])) if family else []
+        for r, p in zip(family, corrected):
+            r["p_holm"] = float(p)
+            r["verdict"] = _verdict(r, alpha, margin)
+        rows += family
+    return pd.DataFrame(rows, columns=ANSWER_COLUMNS)
+
+
+def _convergence_flags(training: pd.DataFrame | None) -> dict[str, str]:
+    """Arm → "vision-hn1: 2/5 seeds not converged" for arms with any seed whose status is not ``ok``."""
+    if training is None or training.empty or "status" not in training.columns:
+        return {}
+    flags = {}
+    for arm, grp in training.groupby("arm"):
+        bad = grp[grp.status.astype(str) != "ok"]
+        if len(bad):
+            what = ", ".join(f"{n} {s}" for s, n in bad.status.value_counts().sort_index().items())
+            flags[str(arm)] = f"{arm}: {what} of {len(grp)} seeds"
+    return flags
+
+
+def lab_outputs(registries: list[str | Path]) -> dict:
+    """The lab folder behind a run's ``encoder_registries`` (the one with ``lab_manifest.json``) and its tables:
+    ``{"dir", "label", "training", "vision_check"}`` (missing keys where absent); empty without a lab."""
+    from spatial_probing.lab.train import MANIFEST_FILE, TRAINING_TABLE
+    from spatial_probing.lab.vision_check import VISION_CHECK_TABLE
+
+    for registry in registries:
+        folder = Path(registry).parent
+        manifest_path = folder / MANIFEST_FILE
+        if not manifest_path.is_file():
+            continue
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        out: dict = {"dir": folder, "label": manifest.get("config", {}).get("label", "lab")}
+        for key, name in (("training", TRAINING_TABLE), ("vision_check", VISION_CHECK_TABLE)):
+            if (folder / name).is_file():
+                out[key] = pd.read_csv(folder / name)
+        return out
+    return {}

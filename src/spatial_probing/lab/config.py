@@ -61,12 +61,14 @@ class DataSpec(_Strict):
     whose relation or its converse is listed: the encoder never trains on those relations.
     """
 
-    n_scenes: int = Field(2400, ge=8)
+    n_scenes: int = Field(4800, ge=8)
     seed: int = 1
     probe_seed: int = 0
-    probe_n_scenes: int = Field(480, ge=1)
-    heldout: Literal["none", "compositional"] = "none"
+    probe_n_scenes: int = Field(7200, ge=1)
+    heldout: Literal["none", "compositional"] = "compositional"
     heldout_relations: tuple[str, ...] = ()
+    eval_seed: int = 2
+    eval_n_scenes: int = Field(384, ge=8)
 
     @field_validator("heldout_relations")
     @classmethod
@@ -81,6 +83,9 @@ class DataSpec(_Strict):
         if self.seed == self.probe_seed:
             raise ValueError(f"seed ({self.seed}) must differ from probe_seed ({self.probe_seed}): the lab trains on "
                              f"scenes disjoint from the ones it is probed on")
+        if self.eval_seed in (self.seed, self.probe_seed):
+            raise ValueError(f"eval_seed ({self.eval_seed}) must differ from seed ({self.seed}) and probe_seed "
+                             f"({self.probe_seed}): held-out scenes are neither trained on nor probed")
         return self
 
 
@@ -91,7 +96,7 @@ class TrainSpec(_Strict):
     ``num_threads`` is fixed so CPU results are bit-identical for a seed.
     """
 
-    steps: int = Field(150, ge=1)
+    steps: int = Field(460, ge=1)
     batch_size: int = Field(64, ge=2)
     lr: float = Field(3e-3, gt=0)
     weight_decay: float = Field(0.01, ge=0)
@@ -101,6 +106,14 @@ class TrainSpec(_Strict):
     temperature: float = Field(0.07, gt=0, description="initial temperature of the learnable contrastive logit scale")
     num_threads: int = Field(2, ge=1)
     device: str = "auto"
+    eval_every: int = Field(0, ge=0, description="steps between held-out evaluations; 0: steps // 10")
+    plateau_tol: float = Field(0.05, gt=0, lt=1, description="converged when the held-out loss fell by at most this "
+                                                             "share of its total fall over the last quarter of steps")
+
+    def eval_steps(self) -> list[int]:
+        """Steps (1-based, after the update) at which the held-out metrics are logged; always includes 0 and the last."""
+        every = self.eval_every or max(1, self.steps // 10)
+        return sorted({0, *range(every, self.steps, every), self.steps})
 
 
 class LabConfig(_Strict):
@@ -109,35 +122,69 @@ class LabConfig(_Strict):
     out: Path = Path("runs/lab")
     name_prefix: str = Field("lab", pattern=r"^[A-Za-z0-9_.]+$")
     objectives: tuple[Objective, ...] = Field(OBJECTIVES, min_length=1)
-    seeds: tuple[int, ...] = Field((0, 1, 2), min_length=1)
+    seeds: tuple[int, ...] = Field((0, 1, 2, 3, 4), min_length=1)
+    hard_negatives: tuple[float, ...] = Field((0.0, 1.0), min_length=1)
+    label: str = Field("default lab", description="how reports name this lab (e.g. 'demo lab'); not hashed")
     model: ModelSpec = ModelSpec()
     data: DataSpec = DataSpec()
     train: TrainSpec = TrainSpec()
 
-    @field_validator("objectives", "seeds")
+    @field_validator("objectives", "seeds", "hard_negatives")
     @classmethod
     def _unique(cls, values: tuple) -> tuple:
         if len(set(values)) != len(values):
             raise ValueError(f"duplicates in {list(values)}")
         return values
 
+    @field_validator("hard_negatives")
+    @classmethod
+    def _fractions(cls, values: tuple[float, ...]) -> tuple[float, ...]:
+        bad = [v for v in values if not 0.0 <= v <= 1.0]
+        if bad:
+            raise ValueError(f"hard-negative fractions must lie in [0, 1], got {bad}")
+        tags = [hn_tag(v) for v in values]
+        if len(set(tags)) != len(tags):
+            raise ValueError(f"fractions {list(values)} give the same name tag(s) {tags}; use at most two decimals")
+        return values
+
+    def arms(self) -> list[tuple[str, float]]:
+        """(objective, hard-negative fraction) of every encoder per seed: ``mlm`` once (it has no negatives),
+        each contrastive objective at every fraction of ``hard_negatives``."""
+        return [(o, f) for o in self.objectives for f in ((0.0,) if o == "mlm" else self.hard_negatives)]
+
     def hash(self) -> str:
         """SHA-256 of everything that changes what is trained (not ``out`` or the device)."""
-        payload = self.model_dump(mode="json", exclude={"out"})
+        payload = self.model_dump(mode="json", exclude={"out", "label"})
         payload["train"].pop("device")
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
-    def run_hash(self, objective: str, seed: int) -> str:
-        """Hash of one encoder's training: the shared settings plus its objective and seed."""
+    def run_hash(self, objective: str, seed: int, hard_negatives: float = 0.0) -> str:
+        """Hash of one encoder's training: the shared settings plus its objective, seed and hard-negative fraction."""
         payload = self.model_dump(mode="json", include={"model", "data", "train"})
         payload["train"].pop("device")
-        payload.update(objective=objective, seed=seed)
+        payload.update(objective=objective, seed=seed, hard_negatives=hard_negatives)
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def encoder_name(prefix: str, objective: str, seed: int) -> str:
-    """Registry name of one lab encoder, e.g. ``lab-vision-s0``."""
-    return f"{prefix}-{objective}-s{seed}"
+def hn_tag(fraction: float) -> str:
+    """Name tag of a hard-negative fraction: 1 → ``1``, 0.5 → ``05``, 0.25 → ``025`` (digits only, for names)."""
+    text = f"{round(fraction, 2):g}"
+    return text.replace(".", "")
+
+
+def parse_hn_tag(tag: str) -> float:
+    """Inverse of :func:`hn_tag`: ``05`` → 0.5, ``1`` → 1.0."""
+    return float(f"0.{tag[1:]}") if len(tag) > 1 and tag.startswith("0") else float(tag)
+
+
+def arm_label(objective: str, hard_negatives: float = 0.0) -> str:
+    """The arm of an encoder in tables: ``vision`` without hard negatives, ``vision-hn1`` with fraction 1."""
+    return objective if hard_negatives == 0 else f"{objective}-hn{hn_tag(hard_negatives)}"
+
+
+def encoder_name(prefix: str, objective: str, seed: int, hard_negatives: float = 0.0) -> str:
+    """Registry name of one lab encoder: ``lab-vision-s0``, or ``lab-vision-hn1-s0`` with hard-negative fraction 1."""
+    return f"{prefix}-{arm_label(objective, hard_negatives)}-s{seed}"
 
 
 def load_lab_config(path: str | Path) -> LabConfig:

@@ -77,12 +77,31 @@ class ImageEncoder(nn.Module):
         return self.proj(self.features(images).flatten(1))
 
 
-def info_nce(a: torch.Tensor, b: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """Symmetric InfoNCE (CLIP's loss): row i of ``a`` matches row i of ``b``; other rows are negatives."""
+def info_nce(a: torch.Tensor, b: torch.Tensor, scale: torch.Tensor, *, extra_for_a: torch.Tensor | None = None,
+             extra_for_b: torch.Tensor | None = None) -> torch.Tensor:
+    """Symmetric InfoNCE (CLIP's loss): row i of ``a`` matches row i of ``b``; other rows are negatives.
+
+    ``extra_for_a`` are further candidates every row of ``a`` must rank below its partner in ``b``
+    (NegCLIP's hard negatives: for a caption, counterfactual images; for an image, false captions),
+    ``extra_for_b`` the same for the rows of ``b``. Without extras this is CLIP's loss exactly.
+    """
     a, b = F.normalize(a, dim=-1), F.normalize(b, dim=-1)
-    logits = scale * a @ b.T
     target = torch.arange(a.shape[0], device=a.device)
-    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+    cand_a = b if extra_for_a is None else torch.cat([b, F.normalize(extra_for_a, dim=-1)])
+    cand_b = a if extra_for_b is None else torch.cat([a, F.normalize(extra_for_b, dim=-1)])
+    return 0.5 * (F.cross_entropy(scale * a @ cand_a.T, target) + F.cross_entropy(scale * b @ cand_b.T, target))
+
+
+def two_choice_accuracy(anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
+    """Per row: 1 if cos(anchor, positive) > cos(anchor, negative), 0 if below, 0.5 on a tie (chance is 0.5).
+
+    Ties count half so that a representation that cannot tell the two apart (e.g. one that sees
+    only which objects are present, for a same-scene hard negative) scores exactly chance.
+    """
+    anchor, positive, negative = (F.normalize(x, dim=-1) for x in (anchor, positive, negative))
+    pos, neg = (anchor * positive).sum(-1), (anchor * negative).sum(-1)
+    tie = torch.isclose(pos, neg, rtol=1e-5, atol=1e-6)
+    return torch.where(tie, torch.full_like(pos, 0.5), (pos > neg).to(pos.dtype))
 
 
 def mask_tokens(ids: torch.Tensor, attention: torch.Tensor, *, mask_id: int, vocab_size: int, n_special: int,

@@ -9,15 +9,20 @@
 
 from __future__ import annotations
 
-from spatial_probing.probe.batched import fit_softmax_batched, predict_log_proba_batched
-from spatial_probing.probe.controls import chance_level, control_labels, majority_label
-from spatial_probing.probe.engine import LayerSeedResult, ProbeSettings, probe_arrays
-from spatial_probing.probe.estimators import LinearProbe, MLPProbe
-from spatial_probing.probe.mdl import online_codelength
-from spatial_probing.probe.runner import UnitConfig, assemble, compare_encoders, run_unit, run_units
-from spatial_probing.probe.splits import SPLIT_POLICIES, inner_fold_masks, outer_folds, overlap_report
-from spatial_probing.probe.stats import bootstrap_metric, holm, mcnemar_exact, metric_value, paired_permutation
-from spatial_probing.probe.tasks import TASKS, ProbingTask, TaskSpec, get_task, list_tasks, register_task
+import lazy_loader
+
+# Names load on first use (PEP 562), so `spatial-probing --help` and a cached run import no heavy library.
+__getattr__, __dir__, _ = lazy_loader.attach(__name__, submod_attrs={
+    "batched": ["fit_softmax_batched", "predict_log_proba_batched"],
+    "controls": ["chance_level", "control_labels", "majority_label"],
+    "engine": ["LayerSeedResult", "ProbeSettings", "probe_arrays"],
+    "estimators": ["LinearProbe", "MLPProbe"],
+    "mdl": ["online_codelength"],
+    "runner": ["UnitConfig", "assemble", "compare_encoders", "run_unit", "run_units"],
+    "splits": ["SPLIT_POLICIES", "inner_fold_masks", "outer_folds", "overlap_report"],
+    "stats": ["bootstrap_metric", "holm", "mcnemar_exact", "metric_value", "paired_permutation"],
+    "tasks": ["TASKS", "ProbingTask", "TaskSpec", "get_task", "list_tasks", "register_task"],
+})
 
 __all__ = [
     "SPLIT_POLICIES", "TASKS", "LayerSeedResult", "LinearProbe", "MLPProbe", "ProbeSettings", "ProbingTask",

@@ -19,10 +19,19 @@ Why it is fast (each step is exact; the optimum is unchanged):
   need it. The problems of one layer share a single matrix product per evaluation.
 * **preconditioning by the features' covariance** — the fit runs in coordinates ``V`` with
   ``W = U D V``, where ``U diag(e) Uᵀ`` is the eigendecomposition of ``XᵀX/n`` and
-  ``D = (e + μ)^-½``; the penalty is kept exact as ``Σ D² V²``. Embedding features are strongly
-  correlated, so this cuts the iterations several-fold.
+  ``D = (e + μ + K·λ)^-½`` per problem (``λ`` its penalty, ``K`` classes: the Hessian is about
+  ``XᵀX/(nK) + λ``); the penalty is kept exact as ``Σ D² V²``. Embedding features are strongly
+  correlated, so this cuts the iterations several-fold, and a strongly penalised problem (small C, a
+  small MDL portion) keeps near-natural coordinates instead of an ill-conditioned penalty.
 * **identical problems are fitted once** — e.g. the task probe of every seed when seeds only
   change the control task.
+* **only a problem's own rows are computed** — problems are grouped by the rows they train on
+  (an inner-CV fold, an MDL portion), and each group's products use those rows alone.
+* **one eigendecomposition per layer** — :func:`covariance_basis` is computed once and passed to
+  every fit on the same features (inner-CV folds, every C, the refit, every MDL portion); any
+  fixed basis preconditions without changing the optimum.
+* **warm starts** — ``init`` starts each problem from a nearby solution (the previous C on the
+  path, the inner-CV fits for the refit, the previous MDL portion); the optimum is unchanged.
 """
 
 from __future__ import annotations
@@ -33,9 +42,9 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from spatial_probing.embed.encoders import resolve_device
+from spatial_probing.device import resolve_device
 
-__all__ = ["fit_softmax_batched", "predict_log_proba_batched", "standardize"]
+__all__ = ["CovarianceBasis", "covariance_basis", "fit_softmax_batched", "predict_log_proba_batched", "standardize"]
 
 #: Curvature pairs kept per problem (scipy's L-BFGS-B, which sklearn uses, keeps 10).
 HISTORY = 10
@@ -51,18 +60,47 @@ def standardize(train: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...
     return tuple(((a - mean) / std).astype(np.float32) for a in (train, *others))
 
 
-class _Preconditioned:
-    """Features of each group in the coordinates ``V`` with ``W = U D V`` (see the module docstring)."""
+class CovarianceBasis:
+    """Features of each group rotated into the eigenbasis ``U`` of their covariance (see the module docstring).
+
+    Build it once per feature array (:func:`covariance_basis`) and pass it to every
+    :func:`fit_softmax_batched` call on that array: the eigendecomposition is the costly part. The scaling
+    ``D`` of the coordinates ``W = U D V`` is per problem (it depends on the problem's penalty), so it is not
+    stored here.
+    """
 
     def __init__(self, X: torch.Tensor) -> None:
         wide = torch.float32 if X.device.type == "mps" else torch.float64  # MPS has no float64
         S = torch.stack([x.to(wide).T @ x.to(wide) for x in X]) / X.shape[1]  # one layer at a time
         e, U = torch.linalg.eigh(S.cpu().double())  # d × d per layer: small, so on the CPU in float64
         e = e.clamp_min(0)
-        D = (e + PRECONDITIONER_RIDGE * e.mean(-1, keepdim=True).clamp_min(1e-12)).rsqrt()
-        self.T, self.U, self.Dinv, self.D2 = (t.to(device=X.device, dtype=X.dtype)
-                                              for t in (U * D[:, None, :], U, 1 / D, D.pow(2)))  # W = T V
-        self.Xh = torch.bmm(X, self.T)
+        ridge = PRECONDITIONER_RIDGE * e.mean(-1, keepdim=True).clamp_min(1e-12)
+        self.U, self.e, self.ridge = (t.to(device=X.device, dtype=X.dtype) for t in (U, e, ridge))
+        self.Xh = torch.bmm(X, self.U)
+
+    def astype(self, dtype: torch.dtype) -> CovarianceBasis:
+        """The same basis in ``dtype`` (memoised; no new eigendecomposition)."""
+        if self.Xh.dtype == dtype:
+            return self
+        cache = self.__dict__.setdefault("_as", {})
+        if dtype not in cache:
+            other = object.__new__(CovarianceBasis)
+            other.U, other.e, other.ridge, other.Xh = (t.to(dtype) for t in (self.U, self.e, self.ridge, self.Xh))
+            cache[dtype] = other
+        return cache[dtype]
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.Xh.shape)  # type: ignore[return-value]
+
+
+def covariance_basis(X: np.ndarray, *, device: str = "auto", dtype: torch.dtype = torch.float32) -> CovarianceBasis:
+    """The preconditioning basis of features ``X (G, n, d)``, to share across fits on the same features."""
+    X = np.asarray(X)
+    if X.ndim != 3 or not np.isfinite(X).all():
+        raise ValueError(f"expected finite features (G, n, d), got shape {X.shape}")
+    with torch.no_grad():
+        return CovarianceBasis(torch.as_tensor(X, dtype=dtype, device=resolve_device(device)))
 
 
 def _by_group(group: torch.Tensor) -> Iterator[tuple[int, torch.Tensor]]:
@@ -72,12 +110,21 @@ def _by_group(group: torch.Tensor) -> Iterator[tuple[int, torch.Tensor]]:
 
 
 class _Problems:
-    """``P`` problems (flat), each on the features of one group; evaluates loss and gradient."""
+    """``P`` problems (flat), each on the rows of one segment (a layer's features restricted to the rows the
+    problem trains on); evaluates loss and gradient."""
 
-    def __init__(self, pre: _Preconditioned, group: torch.Tensor, Y: torch.Tensor, w: torch.Tensor,
-                 lam: torch.Tensor, n_classes: int) -> None:
-        self.Xh, self.T, self.U, self.Dinv, self.D2 = pre.Xh, pre.T, pre.U, pre.Dinv, pre.D2
+    def __init__(self, pre: CovarianceBasis, segments: list[tuple[int, torch.Tensor | None]], group: torch.Tensor,
+                 Y: torch.Tensor, w: torch.Tensor, lam: torch.Tensor, n_classes: int) -> None:
+        self.U = pre.U
+        self.Xh = [pre.Xh[g] if rows is None else pre.Xh[g][rows] for g, rows in segments]
+        self.rows = [rows for _, rows in segments]
+        self.layer = torch.as_tensor([g for g, _ in segments], device=group.device)
         self.group, self.Y, self.w, self.lam, self.K = group, Y, w, lam, n_classes
+        # per-problem scaling D = (e + ridge + K·λ)^-½: the Hessian is about S/K + λ·I, so a strongly penalised
+        # problem gets near-natural coordinates and a weakly penalised one the covariance preconditioner
+        layer = self.layer[group]
+        D = (pre.e[layer] + pre.ridge[layer] + n_classes * lam[:, None]).rsqrt()
+        self.D, self.Dinv, self.D2 = D, 1 / D, D.pow(2)
 
     def loss_grad(self, idx: torch.Tensor, V: torch.Tensor, c: torch.Tensor
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -85,40 +132,48 @@ class _Problems:
         f = torch.empty(len(idx), dtype=V.dtype, device=V.device)
         gV, gc = torch.empty_like(V), torch.empty_like(c)
         K = self.K
-        for g, sel in _by_group(self.group[idx]):
+        for s, sel in _by_group(self.group[idx]):
             p = idx[sel]
             q = len(p)
-            Xh = self.Xh[g]
+            Xh, rows, g = self.Xh[s], self.rows[s], self.layer[s]
             n, d = Xh.shape
-            Vg = V[sel].permute(1, 0, 2).reshape(d, q * K)
+            Dp = self.D[p][:, :, None]
+            Vg = (Dp * V[sel]).permute(1, 0, 2).reshape(d, q * K)
             logits = torch.addmm(c[sel].reshape(1, q * K), Xh, Vg).view(n, q, K)
-            y = self.Y[p].T[..., None]  # (n, q, 1)
-            w = self.w[p].T  # (n, q)
+            y = (self.Y[p] if rows is None else self.Y[p][:, rows]).T[..., None]  # (n, q, 1)
+            w = (self.w[p] if rows is None else self.w[p][:, rows]).T  # (n, q)
             lse = torch.logsumexp(logits, -1)
             nll = lse - torch.gather(logits, -1, y).squeeze(-1)
             Vp = V[sel]
-            lam_d2 = self.lam[p][:, None, None] * self.D2[g][None, :, None]
+            lam_d2 = self.lam[p][:, None, None] * self.D2[p][:, :, None]
             f[sel] = (nll * w).sum(0) + 0.5 * (lam_d2 * Vp.pow(2)).sum((1, 2))
             R = torch.exp(logits.sub_(lse[..., None]))  # softmax, in place of the logits
             R.scatter_add_(-1, y, torch.full_like(y, -1, dtype=R.dtype))
             R.mul_(w[..., None])
-            gV[sel] = (Xh.T @ R.view(n, q * K)).view(d, q, K).permute(1, 0, 2) + lam_d2 * Vp
+            gV[sel] = Dp * (Xh.T @ R.view(n, q * K)).view(d, q, K).permute(1, 0, 2) + lam_d2 * Vp
             gc[sel] = R.sum(0)
         return f, gV, gc
 
     def grad_max(self, idx: torch.Tensor, gV: torch.Tensor, gc: torch.Tensor) -> torch.Tensor:
         """Largest absolute gradient entry in the original coordinates (sklearn's stopping test)."""
         out = gc.abs().amax(-1)
-        for g, sel in _by_group(self.group[idx]):
-            gW = torch.einsum("de,qek->qdk", self.U[g], self.Dinv[g][None, :, None] * gV[sel])
+        for g, sel in _by_group(self.layer[self.group[idx]]):
+            gW = torch.einsum("de,qek->qdk", self.U[g], self.Dinv[idx[sel]][:, :, None] * gV[sel])
             out[sel] = torch.maximum(out[sel], gW.abs().amax((1, 2)))
         return out
 
+    def to_coordinates(self, W: torch.Tensor) -> torch.Tensor:
+        """``V = D⁻¹ Uᵀ W`` of every problem's weights ``W (P, d, K)`` (a warm start)."""
+        V = torch.empty_like(W)
+        for g, sel in _by_group(self.layer[self.group]):
+            V[sel] = self.Dinv[sel][:, :, None] * torch.einsum("de,qdk->qek", self.U[g], W[sel])
+        return V
+
     def weights_of(self, V: torch.Tensor) -> torch.Tensor:
-        """``W = T V`` per problem: back to the original coordinates."""
+        """``W = U D V`` per problem: back to the original coordinates."""
         W = torch.empty_like(V)
-        for g, sel in _by_group(self.group):
-            W[sel] = torch.einsum("de,qek->qdk", self.T[g], V[sel])
+        for g, sel in _by_group(self.layer[self.group]):
+            W[sel] = torch.einsum("de,qek->qdk", self.U[g], self.D[sel][:, :, None] * V[sel])
         return W
 
 
@@ -127,11 +182,14 @@ def _dot(a: torch.Tensor, b: torch.Tensor, ac: torch.Tensor, bc: torch.Tensor) -
 
 
 def _lbfgs(prob: _Problems, P: int, d: int, max_iter: int, tol: float, dtype: torch.dtype,
-           device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """L-BFGS on each of ``P`` problems in lockstep (own history, step and stop), Armijo backtracking."""
+           device: torch.device, V: torch.Tensor | None = None, c: torch.Tensor | None = None
+           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """L-BFGS on each of ``P`` problems in lockstep (own history, step and stop), Armijo backtracking, from
+    ``V``, ``c`` (zeros by default); returns ``W``, ``b`` and each problem's iteration count."""
     K, m = prob.K, HISTORY
-    V = torch.zeros(P, d, K, dtype=dtype, device=device)
-    c = torch.zeros(P, K, dtype=dtype, device=device)
+    V = torch.zeros(P, d, K, dtype=dtype, device=device) if V is None else V.clone()
+    c = torch.zeros(P, K, dtype=dtype, device=device) if c is None else c.clone()
+    n_iter = torch.zeros(P, dtype=torch.long, device=device)
     everyone = torch.arange(P, device=device)
     f, gV, gc = prob.loss_grad(everyone, V, c)
     active = prob.grad_max(everyone, gV, gc) > tol
@@ -190,8 +248,9 @@ def _lbfgs(prob: _Problems, P: int, d: int, max_iter: int, tol: float, dtype: to
         rho[slot, a] = torch.where(curv, 1.0 / sy.clamp_min(1e-30), torch.zeros_like(sy))
         gamma[a] = torch.where(curv, sy / yy.clamp_min(1e-30), gamma[a])
         V[a], c[a], f[a], gV[a], gc[a] = V[a] + sv, c[a] + sc, nf, ngv, ngc
+        n_iter[a] += 1
         active[a] = moved & (prob.grad_max(a, ngv, ngc) > tol)
-    return prob.weights_of(V), c
+    return prob.weights_of(V), c, n_iter
 
 
 def _problem_keys(Y: np.ndarray, W8: np.ndarray, Cs: np.ndarray) -> list[bytes]:
@@ -206,32 +265,43 @@ def _problem_keys(Y: np.ndarray, W8: np.ndarray, Cs: np.ndarray) -> list[bytes]:
     return keys
 
 
-def fit_softmax_batched(X: np.ndarray, Y: np.ndarray, *, n_classes: int, C: float | np.ndarray = 1.0,
-                        weights: np.ndarray | None = None, max_iter: int = 500, tol: float = 1e-4,
-                        device: str = "auto", dtype: torch.dtype = torch.float32,
-                        max_elements: int = 200_000_000) -> tuple[np.ndarray, np.ndarray]:
+def fit_softmax_batched(X: np.ndarray | CovarianceBasis, Y: np.ndarray, *, n_classes: int,
+                        C: float | np.ndarray = 1.0, weights: np.ndarray | None = None, max_iter: int = 500,
+                        tol: float = 1e-4, device: str = "auto", dtype: torch.dtype = torch.float32,
+                        max_elements: int = 200_000_000,
+                        init: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Fit ``G × Q`` multinomial logistic regressions; returns ``W (G, Q, d, K)`` and ``b (G, Q, K)``.
 
     Args:
-        X: features ``(G, n, d)``, shared by the ``Q`` problems of each group (standardise first).
+        X: features ``(G, n, d)``, shared by the ``Q`` problems of each group (standardise first), or their
+            :func:`covariance_basis` when several fits share the features (skips the eigendecomposition).
         Y: integer labels in ``[0, n_classes)``, shape ``(G, Q, n)``.
         C: inverse L2 strength (sklearn's ``C``), a scalar or ``(G, Q)``.
-        weights: 0/1 row masks ``(G, Q, n)``; None trains every problem on every row.
+        weights: 0/1 row masks ``(G, Q, n)``; None trains every problem on every row. Rows with weight 0
+            cost nothing.
         max_iter: L-BFGS iterations per problem (sklearn's ``max_iter``).
         tol: a problem stops when its largest gradient entry is below it (sklearn's ``tol``, same objective).
         max_elements: bound on the optimiser's state (``HISTORY`` curvature pairs of ``d × K`` per problem) and
             on one layer's logits (``n × problems × K``); problems are fitted in chunks under it (exact: they are
             independent), so memory stays bounded.
+        init: starting ``(W (G, Q, d, K), b (G, Q, K))`` (a warm start; zeros by default).
     """
-    X = np.asarray(X)
+    if isinstance(X, CovarianceBasis):
+        pre, (G, n, d) = X.astype(dtype), X.shape
+        dev = pre.Xh.device
+    else:
+        X = np.asarray(X)
+        if X.ndim != 3:
+            raise ValueError(f"expected X (G, n, d), got {X.shape}")
+        if not np.isfinite(X).all():
+            raise ValueError("features contain NaN or infinite values")
+        G, n, d = X.shape
+        pre = None
     Y = np.asarray(Y)
-    if X.ndim != 3 or Y.ndim != 3 or Y.shape[0] != X.shape[0] or Y.shape[2] != X.shape[1]:
-        raise ValueError(f"expected X (G, n, d) and Y (G, Q, n) with matching G and n, got {X.shape} and {Y.shape}")
-    if not np.isfinite(X).all():
-        raise ValueError("features contain NaN or infinite values")
+    if Y.ndim != 3 or Y.shape[0] != G or Y.shape[2] != n:
+        raise ValueError(f"expected X (G, n, d) and Y (G, Q, n) with matching G and n, got {(G, n, d)} and {Y.shape}")
     if Y.size and (Y.min() < 0 or Y.max() >= n_classes):
         raise ValueError(f"labels must lie in [0, {n_classes}), got range [{Y.min()}, {Y.max()}]")
-    G, n, d = X.shape
     Q = Y.shape[1]
     Cs = np.broadcast_to(np.asarray(C, dtype=np.float64), (G, Q))
     W8 = np.ones((G, Q, n), dtype=np.float32) if weights is None else np.asarray(weights, dtype=np.float32)
@@ -244,9 +314,10 @@ def fit_softmax_batched(X: np.ndarray, Y: np.ndarray, *, n_classes: int, C: floa
     slot = {k: j for j, k in enumerate(first)}
     where = np.array([slot[k] for k in keys])  # (g, q) → its unique problem
     unique = np.array(list(first.values()))  # first (g, q) of each unique problem, group-major
-    dev = resolve_device(device)
-    with torch.no_grad():
-        pre = _Preconditioned(torch.as_tensor(X, dtype=dtype, device=dev))
+    if pre is None:
+        dev = resolve_device(device)
+        with torch.no_grad():
+            pre = CovarianceBasis(torch.as_tensor(X, dtype=dtype, device=dev))
     per_problem = max(d * n_classes * (4 * HISTORY + 8), n * n_classes * 4)
     step = max(1, max_elements // per_problem)
     out_dtype = torch.empty((), dtype=dtype).numpy().dtype
@@ -255,14 +326,36 @@ def fit_softmax_batched(X: np.ndarray, Y: np.ndarray, *, n_classes: int, C: floa
     for s in range(0, len(unique), step):
         chunk = unique[s:s + step]
         g, q = chunk // Q, chunk % Q
+        segments, group = _segments(g, W8[g, q], dev)
         wsum = W8[g, q].sum(-1).clip(min=1.0)
-        prob = _Problems(pre, torch.as_tensor(g, device=dev), torch.as_tensor(Y[g, q], dtype=torch.long, device=dev),
+        prob = _Problems(pre, segments, group, torch.as_tensor(Y[g, q], dtype=torch.long, device=dev),
                          torch.as_tensor(W8[g, q] / wsum[:, None], dtype=dtype, device=dev),
                          torch.as_tensor(1.0 / (Cs[g, q] * wsum), dtype=dtype, device=dev), n_classes)
         with torch.no_grad():
-            W, b = _lbfgs(prob, len(chunk), d, max_iter, tol, dtype, dev)
+            V0 = c0 = None
+            if init is not None:
+                V0 = prob.to_coordinates(torch.as_tensor(init[0][g, q], dtype=dtype, device=dev))
+                c0 = torch.as_tensor(init[1][g, q], dtype=dtype, device=dev)
+            W, b, _ = _lbfgs(prob, len(chunk), d, max_iter, tol, dtype, dev, V0, c0)
         Ws[s:s + len(chunk)], bs[s:s + len(chunk)] = W.cpu().numpy(), b.cpu().numpy()
     return Ws[where].reshape(G, Q, d, n_classes), bs[where].reshape(G, Q, n_classes)
+
+
+def _segments(g: np.ndarray, W8: np.ndarray, device: torch.device
+              ) -> tuple[list[tuple[int, torch.Tensor | None]], torch.Tensor]:
+    """Problems grouped by (layer, rows with weight > 0): each segment's products use only its rows."""
+    index: dict[tuple[int, bytes], int] = {}
+    segments: list[tuple[int, torch.Tensor | None]] = []
+    group = np.empty(len(g), dtype=np.int64)
+    for i, (layer, w) in enumerate(zip(g.tolist(), W8)):
+        used = w > 0
+        key = (layer, np.packbits(used).tobytes())
+        if key not in index:
+            index[key] = len(segments)
+            rows = None if used.all() else torch.as_tensor(np.flatnonzero(used), device=device)
+            segments.append((layer, rows))
+        group[i] = index[key]
+    return segments, torch.as_tensor(group, device=device)
 
 
 def predict_log_proba_batched(X: np.ndarray, W: np.ndarray, b: np.ndarray, *, device: str = "auto") -> np.ndarray:

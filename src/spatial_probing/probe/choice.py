@@ -101,7 +101,7 @@ def cluster_folds(clusters: Sequence, n_folds: int, seed: int) -> np.ndarray:
 
 def blind_choice_probe(x: np.ndarray, items: ChoiceItems, *, n_folds: int = 5, C: float = 1.0, seed: int = 0,
                        shuffle_labels: bool = False, max_iter: int = 1000) -> np.ndarray:
-    """Out-of-fold correctness ``(n,)`` of the text-only choice probe on embeddings ``x`` (rows of examples).
+    """Out-of-fold correctness ``(n,)`` (ties earn 1/t, see :func:`argmax_credit`) of the text-only choice probe on embeddings ``x`` (rows of examples).
 
     ``shuffle_labels`` is the control: every item's true option is replaced by a random one (seeded), so
     nothing links text to label and the probe must sit at chance (1/K).
@@ -118,21 +118,21 @@ def blind_choice_probe(x: np.ndarray, items: ChoiceItems, *, n_folds: int = 5, C
         correct = np.random.default_rng(seed + 1).integers(0, k, size=n)
     target = (np.arange(k)[None, :] == correct[:, None])       # (n, K)
     folds = cluster_folds(items.clusters, n_folds, seed)
-    hit = np.zeros(n, dtype=bool)
+    hit = np.zeros(n)
     for f in range(n_folds):
         train, test = folds != f, folds == f
         scaler = StandardScaler(with_mean=False).fit(feats[train].reshape(-1, x.shape[1]))
         model = LogisticRegression(C=C, fit_intercept=False, max_iter=max_iter)
         model.fit(scaler.transform(feats[train].reshape(-1, x.shape[1])), target[train].ravel())
         scores = model.decision_function(scaler.transform(feats[test].reshape(-1, x.shape[1]))).reshape(-1, k)
-        hit[test] = strict_argmax_hits(scores, correct[test])
+        hit[test] = argmax_credit(scores, correct[test])
     return hit
 
 
-def strict_argmax_hits(scores: np.ndarray, correct: np.ndarray) -> np.ndarray:
-    """Whether the true option's score beats every other option's strictly (a tie counts as a miss)."""
+def argmax_credit(scores: np.ndarray, correct: np.ndarray) -> np.ndarray:
+    """Expected correctness of picking the top-scoring option with random tie-breaking: 1/t when the true option
+    is among t tied maxima, else 0 — so an encoder that cannot tell the options apart scores exactly chance."""
     scores = np.asarray(scores, dtype=np.float64)
-    true = scores[np.arange(scores.shape[0]), correct]
-    others = scores.copy()
-    others[np.arange(scores.shape[0]), correct] = -np.inf
-    return true > others.max(axis=1)
+    top = scores.max(axis=1, keepdims=True)
+    tied = np.isclose(scores, top, rtol=1e-9, atol=1e-12)
+    return tied[np.arange(scores.shape[0]), correct] / tied.sum(axis=1)

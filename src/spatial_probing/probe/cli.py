@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from spatial_probing.cli_errors import exit_on, fail
+from spatial_probing.cli_errors import exit_on, fail, progress_wanted
 from spatial_probing.data.errors import DataError
 
 
@@ -41,6 +41,7 @@ def probe(
     max_train: int = typer.Option(None, "--max-train", help="Cap training items (whole groups, seeded)."),
     max_test: int = typer.Option(None, "--max-test", help="Cap test items (whole groups, seeded)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
     """Probe TASK on every layer of each ENCODER with controls, CIs, MDL and paired comparisons."""
     from spatial_probing.pipeline import RunConfig, check_run_config
@@ -51,17 +52,18 @@ def probe(
     try:
         get_task(task)
         paths_by_encoder = _model_paths(model_path, encoder)
-        check_run_config(RunConfig(  # the same up-front checks as `run` (encoders, layers, model paths, device)
-            out=out, tasks=[task], encoders=list(encoder), probes=[probe_kind], layers=layers, split=split,
-            seeds=list(range(seeds)), device=device, model_paths=paths_by_encoder, max_train=max_train,
-            max_test=max_test, data_dir=data_dir, image_dir=image_dir, rsa=None, report=False),
-            weights_how=lambda name: f"with --model-path {name}=DIR (or --model-path DIR for one encoder)")
+        study = RunConfig(out=out, tasks=[task], encoders=list(encoder), probes=[probe_kind], layers=layers,
+                          split=split, seeds=list(range(seeds)), device=device, model_paths=paths_by_encoder,
+                          max_train=max_train, max_test=max_test, data_dir=data_dir, image_dir=image_dir, rsa=None,
+                          report=False, lexical_floor=[])
+        check_run_config(study,  # the same up-front checks as `run` (encoders, layers, model paths, device)
+                         weights_how=lambda name: f"with --model-path {name}=DIR (or --model-path DIR for one encoder)")
         settings = ProbeSettings(probe=probe_kind, seeds=tuple(range(seeds)), device=device)
-        configs = [UnitConfig(task=task, encoder=e, split=split, layers=layers, settings=settings,
+        configs = [UnitConfig(task=task, encoder=e, split=split, layers=study.layers_of(e), settings=settings,
                               max_train=max_train, max_test=max_test) for e in encoder]
         paths = run_units(configs, out, data_dir=data_dir, model_paths=paths_by_encoder,
                           cache_dir=cache_dir, image_dir=image_dir, command=shlex.join(sys.argv),
-                          log=typer.echo)
+                          log=typer.echo, show_progress=progress_wanted(quiet))
     except (ValueError, DataError, FileNotFoundError) as err:
         fail(err)
     typer.echo(f"wrote {paths['results']}, {paths['predictions']}, {paths['comparisons']}, {paths['manifest']}")
@@ -75,14 +77,14 @@ def probe_tasks() -> None:
         typer.echo(f"{spec.name:28s} {spec.dataset:10s} {spec.input:16s} {spec.description}")
 
 
-def run_config(config: Path = typer.Argument(..., help="Run config YAML (tasks, encoders, probes, seeds, paths).")
-               ) -> None:
+def run_config(config: Path = typer.Argument(..., help="Run config YAML (tasks, encoders, probes, seeds, paths)."),
+               quiet: bool = typer.Option(False, "--quiet", help="No progress bars.")) -> None:
     """Run data → embed → probe → RSA → report for every combination in CONFIG; resumes finished units."""
     from spatial_probing.pipeline import check_run_config, load_run_config, run
 
     with exit_on(ValueError, DataError, FileNotFoundError):
         loaded = load_run_config(config)
         check_run_config(loaded, source=config)  # every problem at once, before anything is written
-        paths = run(loaded, command=shlex.join(sys.argv), log=typer.echo)
+        paths = run(loaded, command=shlex.join(sys.argv), log=typer.echo, show_progress=progress_wanted(quiet))
     typer.echo("wrote " + ", ".join(str(paths[k]) for k in ("results", "comparisons", "summary", "manifest")
                                     if k in paths))  # a founding-study run has summary, not results

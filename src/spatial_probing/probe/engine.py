@@ -17,8 +17,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tqdm.auto import tqdm
 
-from spatial_probing.embed.encoders import resolve_device
-from spatial_probing.probe.batched import fit_softmax_batched, standardize
+from spatial_probing.device import resolve_device
+from spatial_probing.probe.batched import covariance_basis, fit_softmax_batched, standardize
 from spatial_probing.probe.controls import control_labels
 from spatial_probing.probe.estimators import DEFAULT_CS, MLPProbe, check_probe_inputs
 from spatial_probing.probe.mdl import online_codelength
@@ -30,8 +30,9 @@ class ProbeSettings(BaseModel):
 
     Attributes:
         probe: ``linear`` (batched multinomial logistic regression) or ``mlp`` (one hidden layer).
-        seeds: seeds; each changes the inner-CV folds, the control-task mapping, the MLP's
-            initialisation and the MDL ordering.
+        seeds: seeds; each changes the control-task mapping, the MLP's initialisation and the MDL
+            ordering. The inner-CV folds are the first seed's for every seed, so the task probe (same
+            labels, rows and C) is one problem fitted once, not once per seed.
         Cs: inverse L2 strengths searched by inner CV (one value: no search).
         inner_folds: inner cross-validation folds (stratified, grouped).
         max_iter: L-BFGS iterations (linear; 100 as sklearn's LogisticRegression, with its tol 1e-4) or
@@ -87,6 +88,8 @@ class LayerSeedResult:
     control_cv_accuracy: float
     mdl_bits: float = float("nan")
     mdl_compression: float = float("nan")
+    control_mdl_bits: float = float("nan")
+    control_mdl_compression: float = float("nan")
 
 
 def _check_lengths(X_train: Mapping[str, np.ndarray], X_test: Mapping[str, np.ndarray], y_train: np.ndarray,
@@ -186,53 +189,72 @@ def probe_arrays(X_train: Mapping[str, np.ndarray], y_train: Sequence[str], X_te
     layers = list(X_train)
     Xtr, Xte = _stack(X_train, X_test)
     L, n, _ = Xtr.shape
-    Cs = np.asarray(settings.Cs, dtype=np.float64)
-    best_C = np.full((L, len(labelsets)), Cs[0])
-    cv_acc = np.full((L, len(labelsets)), np.nan)
-    if len(Cs) > 1:  # stage 1: inner CV, every (label set, fold, C) as one batched problem set
+    J = len(labelsets)
+    basis = covariance_basis(Xtr, device=settings.device)  # one eigendecomposition per layer, shared by every fit
+    Cs = np.sort(np.asarray(settings.Cs, dtype=np.float64))  # ascending: each C starts from the previous solution
+    best_C = np.full((L, J), Cs[0])
+    cv_acc = np.full((L, J), np.nan)
+    init = None
+    n_fits = (len(Cs) if len(Cs) > 1 else 0) + 1 + len(seeds[: settings.mdl_seeds])
+    bar = tqdm(total=n_fits, desc=f"probe {L} layers × {len(seeds)} seeds", unit="fit", leave=False,
+               disable=not show_progress)
+    if len(Cs) > 1:  # stage 1: inner CV along the C path, every (label set, fold) as one batched problem set
         F = settings.inner_folds
-
-        def train_val(s: int) -> tuple[np.ndarray, np.ndarray]:  # (training, validation) row masks (F, n)
-            if concepts_train is not None:
-                return inner_concept_masks(concepts_train, n_folds=F, seed=s)
-            train = inner_fold_masks(y_train, groups_train, n_folds=F, seed=s)
-            return train, ~train
-
-        masks = {s: train_val(s) for s in seeds}
-        probs = [(j, f, c) for j in range(len(labelsets)) for f in range(F) for c in range(len(Cs))]
-        Y1 = np.stack([Yint[j] for j, _, _ in probs])
-        M1 = np.stack([masks[labelsets[j][0]][0][f] for j, f, _ in probs])
-        V1 = np.stack([masks[labelsets[j][0]][1][f] for j, f, _ in probs])
-        W, b = fit_softmax_batched(Xtr, np.broadcast_to(Y1, (L, *Y1.shape)), n_classes=K,
-                                   C=np.broadcast_to(Cs[[c for _, _, c in probs]], (L, len(probs))),
-                                   weights=np.broadcast_to(M1, (L, *M1.shape)), max_iter=settings.max_iter,
-                                   device=settings.device)
-        acc = _val_accuracy(Xtr, W, b, Y1, V1, settings.device)  # (L, P)
-        acc = acc.reshape(L, len(labelsets), F, len(Cs))
-        val_n = np.array([[masks[s][1][f].sum() for f in range(F)] for s, _ in labelsets])  # pooled over folds
-        pooled = (acc * val_n[None, :, :, None]).sum(2) / val_n.sum(1)[None, :, None]
+        # the same folds for every seed, so the task probe's problems are identical across seeds and fitted once
+        if concepts_train is not None:
+            train_m, val_m = inner_concept_masks(concepts_train, n_folds=F, seed=seeds[0])
+        else:
+            train_m = inner_fold_masks(y_train, groups_train, n_folds=F, seed=seeds[0])
+            val_m = ~train_m
+        probs = [(j, f) for j in range(J) for f in range(F)]
+        Y1 = np.stack([Yint[j] for j, _ in probs])
+        M1 = np.stack([train_m[f] for _, f in probs])
+        V1 = np.stack([val_m[f] for _, f in probs])
+        acc = np.zeros((L, J, F, len(Cs)))
+        fold_mean: list[tuple[np.ndarray, np.ndarray]] = []  # per C: the folds' mean solution, a refit's warm start
+        start = None
+        for ci, C in enumerate(Cs):
+            bar.set_postfix_str(f"inner CV, C={C:g}", refresh=True)
+            W, b = fit_softmax_batched(basis, np.broadcast_to(Y1, (L, *Y1.shape)), n_classes=K, C=C,
+                                       weights=np.broadcast_to(M1, (L, *M1.shape)), max_iter=settings.max_iter,
+                                       device=settings.device, init=start)
+            acc[..., ci] = _val_accuracy(Xtr, W, b, Y1, V1, settings.device).reshape(L, J, F)
+            fold_mean.append((W.reshape(L, J, F, *W.shape[2:]).mean(2), b.reshape(L, J, F, -1).mean(2)))
+            start = (W, b)
+            bar.update()
+        val_n = val_m.sum(1)  # pooled over folds
+        pooled = (acc * val_n[None, None, :, None]).sum(2) / val_n.sum()
         best = pooled.argmax(-1)  # first maximum: the smallest C (strongest penalty) wins ties
         best_C, cv_acc = Cs[best], np.take_along_axis(pooled, best[..., None], -1)[..., 0]
-    # stage 2: refit every label set on all training items with its chosen C
-    W, b = fit_softmax_batched(Xtr, np.broadcast_to(Yint, (L, *Yint.shape)), n_classes=K, C=best_C,
-                               max_iter=settings.max_iter, device=settings.device)
+        init = tuple(np.take_along_axis(np.stack([m[i] for m in fold_mean], 2),
+                                        best.reshape(L, J, 1, *([1] * (fold_mean[0][i].ndim - 2))), 2)[:, :, 0]
+                     for i in (0, 1))
+    # stage 2: refit every label set on all training items with its chosen C (from the folds' mean solution)
+    bar.set_postfix_str("refit on all training items", refresh=True)
+    W, b = fit_softmax_batched(basis, np.broadcast_to(Yint, (L, *Yint.shape)), n_classes=K, C=best_C,
+                               max_iter=settings.max_iter, device=settings.device, init=init)
+    bar.update()
     with torch.no_grad():
         logits = torch.einsum("lmd,lqdk->lqmk", torch.as_tensor(Xte), torch.as_tensor(W)) + torch.as_tensor(b)[:, :, None]
         pred = logits.argmax(-1).numpy()  # (L, Q, m)
     mdl = {}
     for s in seeds[: settings.mdl_seeds]:
         q = [labelsets.index((s, "task")), labelsets.index((s, "control"))]
+        bar.set_postfix_str(f"MDL online code, seed {s}", refresh=True)
         bits, comp = online_codelength(Xtr, Yint[q], n_classes=K, C=best_C[:, q], seed=s, device=settings.device,
-                                       max_iter=settings.max_iter)
-        mdl[s] = (bits[:, 0], comp[:, 0])
+                                       max_iter=settings.max_iter, groups=groups_train, basis=basis)
+        mdl[s] = (bits[:, 0], comp[:, 0], bits[:, 1], comp[:, 1])  # the task's and its control task's code
+        bar.update()
+    bar.close()
     out = []
     for li, layer in enumerate(layers):
         for s in seeds:
             t, c = labelsets.index((s, "task")), labelsets.index((s, "control"))
-            bits, comp = mdl.get(s, (np.full(L, np.nan), np.full(L, np.nan)))
+            bits, comp, cbits, ccomp = mdl.get(s, (np.full(L, np.nan),) * 4)
             out.append(LayerSeedResult(layer, s, classes[pred[li, t]], ctrl_te[s], classes[pred[li, c]],
                                        float(best_C[li, t]), float(best_C[li, c]), float(cv_acc[li, t]),
-                                       float(cv_acc[li, c]), float(bits[li]), float(comp[li])))
+                                       float(cv_acc[li, c]), float(bits[li]), float(comp[li]),
+                                       float(cbits[li]), float(ccomp[li])))
     return out
 
 

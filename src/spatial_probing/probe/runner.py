@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,7 +33,8 @@ from spatial_probing.probe.controls import (
 from spatial_probing.probe.engine import LayerSeedResult, ProbeSettings, probe_arrays
 from spatial_probing.probe.floor import format_floor_table
 from spatial_probing.probe.splits import outer_folds, overlap_report
-from spatial_probing.probe.stats import bootstrap_mean, bootstrap_metric, holm, mcnemar_exact, paired_permutation
+from spatial_probing.probe.stats import (bootstrap_macro_f1, bootstrap_metric, bootstrap_unit, cluster_signflip, holm,
+                                        mcnemar_exact)
 from spatial_probing.probe.tasks import ProbeItems, get_task
 
 RESULT_COLUMNS = ["dataset", "task", "encoder", "layer", "probe", "seed", "split", "subset_kind", "subset", "metric",
@@ -92,91 +94,109 @@ def cap_examples(examples: list[Example], max_items: int | None, seed: int) -> l
     return out
 
 
-def _bootstrap_rows(base: dict[str, Any], y_true: np.ndarray, y_pred: np.ndarray, c_true: np.ndarray,
-                    c_pred: np.ndarray, majority: str, n_boot: int, seed: int, *, seen: np.ndarray,
-                    chance: float, fixed: Sequence[tuple[str, tuple[float, float, float]]] = ()
-                    ) -> list[dict[str, Any]]:
-    n = len(y_true)
-    rows = []
-    nan3 = (float("nan"),) * 3
-
-    def add(metric: str, value: float, lo: float = float("nan"), hi: float = float("nan"), n_test: int = n) -> None:
-        rows.append({**base, "metric": metric, "value": value, "ci_low": lo, "ci_high": hi, "n_test": n_test})
-
-    acc = bootstrap_metric("accuracy", y_true, y_pred, n_boot=n_boot, seed=seed)
-    add("accuracy", *acc)
-    add("below_chance", float(acc[2] < chance))  # 1: the whole interval lies below chance (e.g. memorisation)
-    add("macro_f1", *bootstrap_metric("macro_f1", y_true, y_pred, n_boot=n_boot, seed=seed))
-    add("control_accuracy", *bootstrap_metric("accuracy", c_true, c_pred, n_boot=n_boot, seed=seed))
-    # the control is scored where the probe could have memorised the type: test items of a type seen in training
-    k = int(seen.sum())
-    overlap = k / n if n else float("nan")
-    add("control_type_overlap", overlap)
-    add("control_accuracy_seen", *(bootstrap_metric("accuracy", c_true[seen], c_pred[seen], n_boot=n_boot, seed=seed)
-                                   if k else nan3), n_test=k)
-    # selectivity is a mean of per-item differences on those items: its interval is a bootstrap of them
-    interpretable = overlap >= MIN_CONTROL_OVERLAP
-    diff = ((y_true == y_pred).astype(float) - (c_true == c_pred).astype(float))[seen]
-    add("selectivity", *(bootstrap_mean(diff, n_boot=n_boot, seed=seed) if interpretable else nan3), n_test=k)
-    add("selectivity_interpretable", float(interpretable))
-    add("majority", *bootstrap_metric("accuracy", y_true, np.full(n, majority, dtype=object), n_boot=n_boot,
-                                      seed=seed))
-    for metric, value in fixed:
-        add(metric, *value)
-    return rows
+def _distinct_fits(results: list[LayerSeedResult]) -> dict[str, int]:
+    """Per layer: how many probe seeds gave distinct test predictions (identical fits are not replicates)."""
+    out: dict[str, set[bytes]] = {}
+    for r in results:
+        out.setdefault(r.layer, set()).add(np.asarray(r.y_pred).astype(str).tobytes())
+    return {layer: len(v) for layer, v in out.items()}
 
 
-def _baseline_rows(y_true: np.ndarray, memorised: np.ndarray | None, n_boot: int
+def _baseline_rows(y_true: np.ndarray, memorised: np.ndarray | None, n_boot: int, clusters: np.ndarray | None = None
                    ) -> list[tuple[str, tuple[float, float, float]]]:
-    """Encoder-free baselines of one test subset: its own majority rate and caption memorisation (with CIs)."""
+    """Encoder-free baselines of one test subset: its own majority rate and caption memorisation (with clustered CIs)."""
     out = [("test_majority_rate", bootstrap_metric("accuracy", y_true, np.full(len(y_true), majority_label(
-        y_true.tolist()), dtype=object), n_boot=n_boot, seed=0))] if len(y_true) else []
+        y_true.tolist()), dtype=object), n_boot=n_boot, seed=0, clusters=clusters))] if len(y_true) else []
     if memorised is not None and len(y_true):
-        out.append(("memorisation_baseline", bootstrap_metric("accuracy", y_true, memorised, n_boot=n_boot, seed=0)))
+        out.append(("memorisation_baseline", bootstrap_metric("accuracy", y_true, memorised, n_boot=n_boot, seed=0,
+                                                              clusters=clusters)))
     return out
 
 
 def summarize_unit(items: ProbeItems, test_idx: np.ndarray, results: list[LayerSeedResult], *, dataset: str,
                    task: str, encoder: str, probe: str, split: str, train_labels: Sequence[str],
                    report_by: Sequence[str], n_boot: int, chance: float | None, control_seen: np.ndarray | None = None,
-                   memorised: np.ndarray | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                   memorised: np.ndarray | None = None, boot_seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Tidy result rows (with CIs) and per-item predictions of one unit's pooled test predictions.
 
+    Intervals resample the test items' clusters (``ProbeItems.groups``: scene, image, story, pair), with
+    one matrix of cluster draws shared by every layer, seed, subset and metric (:func:`bootstrap_unit`).
+    Accuracy, control accuracy, selectivity (their difference, on the same resamples) and the majority
+    baseline get intervals on every subset; macro-F1 gets one on ``all`` (its value elsewhere, where a
+    subset of one relation has one true class and macro-F1 is no summary worth an interval).
+    ``n_distinct_fits`` counts the seeds whose predictions differ, per layer.
     ``control_seen`` (per test item: its control type occurs in training; default all) restricts the control's
     scoring; ``memorised`` (per test item: the caption-memorisation baseline's label) adds its accuracy row.
     """
     y_true = items.labels[test_idx]
+    clusters = np.asarray(items.groups, dtype=object)[test_idx]
     majority = majority_label(list(train_labels))
     n_classes = len(set(train_labels))
     chance = chance if chance is not None else chance_level(n_classes)
     seen = np.ones(len(test_idx), bool) if control_seen is None else np.asarray(control_seen, bool)
-    subsets = [("all", "all", np.ones(len(test_idx), bool))]
+    n = len(test_idx)
+    subsets = [("all", "all", np.ones(n, bool))]
     for kind in report_by:
         vals = np.asarray(items.subsets[kind], dtype=object)[test_idx]
         subsets += [(kind, v, vals == v) for v in sorted({v for v in vals if pd.notna(v)})]
-    fixed = {(kind, value): _baseline_rows(y_true[mask], None if memorised is None else memorised[mask], n_boot)
+    fixed = {(kind, value): _baseline_rows(y_true[mask], None if memorised is None else memorised[mask], n_boot,
+                                           clusters[mask])
              for kind, value, mask in subsets}
+    masks = np.stack([m for _, _, m in subsets])
+    R = len(results)
+    task_ok = [y_true == r.y_pred for r in results]
+    ctrl_ok = [r.control_true == r.control_pred for r in results]
+    value, lo, hi = bootstrap_unit(np.stack(task_ok + ctrl_ok + [y_true == majority], axis=1), masks,
+                                   clusters=clusters, n_boot=n_boot, seed=boot_seed)
+    # the control is scored where the probe could have memorised the type: test items of a type seen in training
+    seen_masks = masks & seen[None, :]
+    cs = bootstrap_unit(np.stack(ctrl_ok, axis=1), seen_masks, clusters=clusters, n_boot=n_boot, seed=boot_seed)
+    sel = _signed_bootstrap(np.stack([t.astype(np.float64) - c for t, c in zip(task_ok, ctrl_ok)], axis=1),
+                            seen_masks, clusters, n_boot, boot_seed)
+    f1 = list(zip(*bootstrap_macro_f1(y_true, [r.y_pred for r in results], clusters=clusters, n_boot=n_boot,
+                                      seed=boot_seed)))
+    f1_sub = [bootstrap_macro_f1(y_true[m], [r.y_pred[m] for r in results], n_boot=0)[0] if m.any() else
+              np.full(R, np.nan) for m in masks]  # per-subset values, every layer and seed in one count
+    distinct = _distinct_fits(results)
+    nan3 = (np.nan,) * 3
     rows, preds = [], []
-    for r in results:
+    for j, r in enumerate(results):
         base = {"dataset": dataset, "task": task, "encoder": encoder, "layer": r.layer, "probe": probe,
                 "seed": r.seed, "split": split}
-        for kind, value, mask in subsets:
-            rows += _bootstrap_rows({**base, "subset_kind": kind, "subset": value}, y_true[mask], r.y_pred[mask],
-                                    r.control_true[mask], r.control_pred[mask], majority, n_boot, r.seed,
-                                    seen=seen[mask], chance=chance, fixed=fixed[(kind, value)])
-        n = len(test_idx)
+        for s, (kind, sub, mask) in enumerate(subsets):
+            row = {**base, "subset_kind": kind, "subset": sub, "n_test": int(mask.sum())}
+            k = int(seen_masks[s].sum())
+            overlap = k / mask.sum() if mask.sum() else np.nan
+            interpretable = overlap >= MIN_CONTROL_OVERLAP
+            f1_row = f1[j] if kind == "all" else (f1_sub[s][j], np.nan, np.nan)
+            for metric, (v, a, b), n_test in (
+                    ("accuracy", (value[s, j], lo[s, j], hi[s, j]), None),
+                    ("below_chance", (float(hi[s, j] < chance), np.nan, np.nan), None),  # 1: interval below chance
+                    ("macro_f1", f1_row, None),
+                    ("control_accuracy", (value[s, R + j], lo[s, R + j], hi[s, R + j]), None),
+                    ("control_type_overlap", (overlap, np.nan, np.nan), None),
+                    ("control_accuracy_seen", (cs[0][s, j], cs[1][s, j], cs[2][s, j]) if k else nan3, k),
+                    ("selectivity", (sel[0][s, j], sel[1][s, j], sel[2][s, j]) if interpretable and k else nan3, k),
+                    ("selectivity_interpretable", (float(interpretable), np.nan, np.nan), None),
+                    ("majority", (value[s, -1], lo[s, -1], hi[s, -1]), None),
+                    *((m, fv, None) for m, fv in fixed[(kind, sub)])):
+                rows.append({**row, "metric": metric, "value": float(v), "ci_low": float(a), "ci_high": float(b),
+                             **({"n_test": n_test} if n_test is not None else {})})
         scalar = {"chance": chance, "cv_accuracy": r.cv_accuracy,
                   "control_cv_accuracy": r.control_cv_accuracy, "C": r.C, "control_C": r.control_C,
-                  "mdl_codelength_bits": r.mdl_bits, "mdl_compression": r.mdl_compression}
-        for metric, value in scalar.items():
-            if metric.startswith("mdl") and np.isnan(value):
+                  "n_distinct_fits": distinct[r.layer],
+                  "mdl_codelength_bits": r.mdl_bits, "mdl_compression": r.mdl_compression,
+                  "control_mdl_codelength_bits": r.control_mdl_bits,
+                  "control_mdl_compression": r.control_mdl_compression}
+        for metric, v in scalar.items():
+            if "mdl" in metric and np.isnan(v):
                 continue
-            rows.append({**base, "subset_kind": "all", "subset": "all", "metric": metric, "value": float(value),
+            rows.append({**base, "subset_kind": "all", "subset": "all", "metric": metric, "value": float(v),
                          "ci_low": np.nan, "ci_high": np.nan, "n_test": n})
         pred = pd.DataFrame({**base, "example_id": [items.ids[i] for i in test_idx], "y_true": y_true.astype(str),
                              "y_pred": r.y_pred.astype(str), "correct": y_true == r.y_pred,
                              "control_true": r.control_true.astype(str), "control_pred": r.control_pred.astype(str),
-                             "control_seen": seen})
+                             "control_seen": seen, "cluster": clusters.astype(str)})
         for kind in ("relation", "category", "k", "question_type"):
             if kind in items.subsets:
                 pred[kind] = [None if v is None else str(v) for v in np.asarray(items.subsets[kind], object)[test_idx]]
@@ -184,12 +204,24 @@ def summarize_unit(items: ProbeItems, test_idx: np.ndarray, results: list[LayerS
     return pd.DataFrame(rows, columns=RESULT_COLUMNS), pd.concat(preds, ignore_index=True)
 
 
+def _signed_bootstrap(x: np.ndarray, masks: np.ndarray, clusters: np.ndarray, n_boot: int,
+                      seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`bootstrap_unit` for scores in [−1, 1] (selectivity: task minus control correctness), on the same draws."""
+    v, lo, hi = bootstrap_unit((x + 1) / 2, masks, clusters=clusters, n_boot=n_boot, seed=seed)
+    return 2 * v - 1, 2 * lo - 1, 2 * hi - 1
+
+
 def task_examples(task: str, *, data_dir: str | Path | None = None, split: str | None = None,
                   load_kwargs: dict[str, Any] | None = None, max_train: int | None = None,
                   max_test: int | None = None, seed: int = 0) -> list[Example]:
-    """The examples a unit of ``task`` uses: loaded under the split policy, train and test capped (whole groups)."""
+    """The examples a unit of ``task`` uses: loaded under the split policy, train and test capped (whole groups).
+
+    Under ``own`` and ``zeroshot`` only the task's training and test splits are kept, so nothing else is embedded.
+    """
     t = get_task(task)
     examples = t.load(data_dir, split=split or t.spec.split, **(load_kwargs or {}))
+    if (split or t.spec.split) in ("own", "zeroshot"):  # other splits (dev, valid) would be embedded for nothing
+        examples = [e for e in examples if e.split in t.spec.train_splits or e.split in t.spec.test_splits]
     train = [e for e in examples if e.split in t.spec.train_splits]
     return cap_examples(train, max_train, seed) + \
         cap_examples([e for e in examples if e.split not in t.spec.train_splits], max_test, seed)
@@ -243,13 +275,14 @@ def run_unit(config: UnitConfig, *, data_dir: str | Path | None = None, model_pa
             np.concatenate([p.control_pred for p in parts]), float(np.mean([p.C for p in parts])),
             float(np.mean([p.control_C for p in parts])), float(np.mean([p.cv_accuracy for p in parts])),
             float(np.mean([p.control_cv_accuracy for p in parts])), float(np.sum([p.mdl_bits for p in parts])),
-            float(np.mean([p.mdl_compression for p in parts]))))
+            float(np.mean([p.mdl_compression for p in parts])), float(np.sum([p.control_mdl_bits for p in parts])),
+            float(np.mean([p.control_mdl_compression for p in parts]))))
     train_labels = items.labels[np.concatenate([f.train for f in folds[:1]])].tolist()
     results, predictions = summarize_unit(
         items, test_idx, pooled, dataset=spec.dataset, task=spec.name, encoder=config.encoder,
         probe=config.settings.probe, split=policy, train_labels=train_labels, report_by=spec.report_by,
         n_boot=config.settings.n_boot, chance=spec.chance, control_seen=np.concatenate(seen),
-        memorised=np.concatenate(memorised) if memorised else None)
+        memorised=np.concatenate(memorised) if memorised else None, boot_seed=base_seed)
     meta = {"unit": config.model_dump(mode="json"), "config_hash": config.digest(), "task": spec.model_dump(mode="json"),
             "encoder": encoder.info.model_dump(mode="json"),
             "data_hash": examples_hash(items.examples), "format_version": PROBE_FORMAT_VERSION,
@@ -309,21 +342,30 @@ def part_is_current(meta_path: Path, config_hash: str, weights_hash: str | None,
 
 
 def pending_units(units: Sequence[Any], done: Callable[[Any, str], bool], *, stage: str, label: Callable[[Any], str],
-                  model_paths: dict[str, str | Path] | None, cache_dir: str | Path, log=print
-                  ) -> Iterator[tuple[Any, str | Path | None]]:
+                  model_paths: dict[str, str | Path] | None, cache_dir: str | Path, log=print,
+                  show_progress: bool = False) -> Iterator[tuple[Any, str | Path | None]]:
     """The units (probe or RSA) still to compute, each with its model path; finished ones are logged and skipped.
 
     ``done(unit, weights_hash)`` says whether the unit's part is current for these encoder weights, so a
-    resumed run recomputes exactly the units whose configuration or model changed.
+    resumed run recomputes exactly the units whose configuration or model changed. A progress bar over the
+    units (with ETA) names the unit being computed; the log gets one line per finished unit with its time.
     """
-    for unit in units:
-        model_path = (model_paths or {}).get(unit.encoder)
-        weights = encoder_weights_hash(unit.encoder, model_path=model_path, cache_dir=cache_dir)
-        if done(unit, weights):
-            log(f"skip {stage} {label(unit)}: done (config {unit.digest()}, same weights, data and format)")
-            continue
-        log(f"{stage} {label(unit)}")
-        yield unit, model_path
+    from tqdm.auto import tqdm
+
+    with tqdm(total=len(units), desc=stage, unit="unit", disable=not show_progress) as bar:
+        for unit in units:
+            model_path = (model_paths or {}).get(unit.encoder)
+            weights = encoder_weights_hash(unit.encoder, model_path=model_path, cache_dir=cache_dir)
+            if done(unit, weights):
+                log(f"skip {stage} {label(unit)}: done (config {unit.digest()}, same weights, data and format)")
+                bar.update()
+                continue
+            log(f"{stage} {label(unit)}")
+            bar.set_postfix_str(label(unit), refresh=True)
+            start = time.perf_counter()
+            yield unit, model_path
+            log(f"{stage} {label(unit)}: finished in {time.perf_counter() - start:.1f} s")
+            bar.update()
 
 
 def unit_done(out_dir: Path, config: UnitConfig, weights_hash: str | None = None, *,
@@ -364,7 +406,8 @@ def compare_encoders(predictions: pd.DataFrame, results: pd.DataFrame, *, n_perm
 
     Layers compared: ``final`` against ``final`` when both have it, and each encoder's best layer by
     inner-CV accuracy (``best-cv``; no test data used to pick it). Per item, seeds are pooled: the
-    permutation test uses the fraction of seeds that got it right, McNemar the majority over seeds.
+    permutation test uses the fraction of seeds that got it right (flipping whole clusters when the
+    predictions carry a ``cluster`` column), McNemar the majority over seeds.
     Holm corrects McNemar p-values within each family of subsets (e.g. across relation categories).
     """
     rows: list[dict[str, Any]] = []
@@ -393,6 +436,8 @@ def compare_encoders(predictions: pd.DataFrame, results: pd.DataFrame, *, n_perm
                             vals = meta.loc[common, kind].to_numpy(dtype=object)
                             subsets += [(kind, v, vals == v) for v in sorted({v for v in vals if pd.notna(v)})]
                     fam: list[dict[str, Any]] = []
+                    clusters = (meta.loc[common, "cluster"].to_numpy(dtype=object) if "cluster" in meta.columns
+                                else None)  # sign flips of whole clusters (scene, image, story) when known
                     for kind, value, mask in subsets:
                         xa, xb = sa.to_numpy()[mask], sb.to_numpy()[mask]
                         fam.append({"dataset": dataset, "task": task, "layer_a": la, "layer_b": lb, "probe": probe,
@@ -400,8 +445,9 @@ def compare_encoders(predictions: pd.DataFrame, results: pd.DataFrame, *, n_perm
                                     "subset": value, "acc_a": float(xa.mean()), "acc_b": float(xb.mean()),
                                     "diff": float(xa.mean() - xb.mean()),
                                     "mcnemar_p": mcnemar_exact(xa >= 0.5, xb >= 0.5),
-                                    "permutation_p": paired_permutation(xa, xb, n_permutations=n_permutations,
-                                                                        seed=seed), "n": int(mask.sum())})
+                                    "permutation_p": cluster_signflip(
+                                        xa - xb, None if clusters is None else clusters[mask],
+                                        n_permutations=n_permutations, seed=seed), "n": int(mask.sum())})
                     for kind in {r["subset_kind"] for r in fam}:
                         members = [r for r in fam if r["subset_kind"] == kind]
                         for r, p in zip(members, holm([r["mcnemar_p"] for r in members])):
@@ -459,7 +505,8 @@ def run_units(configs: Sequence[UnitConfig], out_dir: str | Path, *, data_dir: s
         of_task = [c for c in configs if c.task == task]
         for config, model_path in pending_units(of_task, lambda c, w: unit_done(out_dir, c, w, data_dir=data_dir), stage="probe",
                                                 label=lambda c: f"{c.task} × {c.encoder} ({c.settings.probe})",
-                                                model_paths=model_paths, cache_dir=cache_dir, log=log):
+                                                model_paths=model_paths, cache_dir=cache_dir, log=log,
+                                                show_progress=show_progress):
             results, predictions, meta = run_unit(config, data_dir=data_dir, model_path=model_path,
                                                   cache_dir=cache_dir, image_dir=image_dir, show_progress=show_progress)
             write_unit(out_dir, config, results, predictions, meta)

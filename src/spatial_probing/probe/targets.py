@@ -19,9 +19,10 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
 
-from spatial_probing.data.converse import parse_caption, transfer_fact
+from spatial_probing.data.converse import (
+    SYNTHETIC_TRANSFER_FAMILIES, VSR_TRANSFER_FAMILIES, parse_caption, transfer_fact,
+)
 from spatial_probing.data.schema import Example
 from spatial_probing.data.synthetic import TEMPLATES
 from spatial_probing.probe.splits import converse_side, wording_side
@@ -49,6 +50,7 @@ class _ItemSplitTask(ProbingTask):
         return self.label(e) is not None and self.side(e) is not None
 
     def items(self, examples: Sequence[Example]) -> ProbeItems:
+        """The base items, with each item's split replaced by its side."""
         items = super().items(examples)
         items.splits = [str(self.side(e)) for e in items.examples]
         return items
@@ -63,6 +65,7 @@ class _ItemSplitTask(ProbingTask):
         return None if self.side(e) is not None else f"on neither side of the {self.spec.split} split"
 
     def skip_reasons(self, examples: Sequence[Example]) -> dict[str, int]:
+        """Reason → count for every loaded example that is not an item."""
         used = {e.id for e in self.items(examples).examples}
         reasons = Counter(self.why_not(e) or "test caption of an image/scene with a training caption"
                           for e in examples if e.id not in used)
@@ -83,12 +86,14 @@ class GeometryTask(_ItemSplitTask):
         self.key = key
 
     def label(self, e: Example) -> str | None:
+        """The sign (or bin) of ``source[key]`` for a true caption; None for a false one."""
         if not e.truth or self.key not in e.source:
             return None
         value = e.source[self.key]
         return value if self.key == "distance_bin" else _sign(int(value))
 
     def side(self, e: Example) -> str | None:
+        """``train``/``test`` by wording (:func:`~spatial_probing.probe.splits.wording_side`)."""
         if "template" not in e.source:
             return None
         return wording_side(int(e.source["template"]), int(e.source["phrase"]), heldout_templates=HELDOUT_TEMPLATES,
@@ -111,6 +116,7 @@ class ConverseTransferTask(_ItemSplitTask):
         return transfer_fact(e.relation, self.spec.dataset)
 
     def why_not(self, e: Example) -> str | None:
+        """Why ``e`` is not an item: a relation outside the families, an unparsed caption, or the base reasons."""
         if e.truth and e.relation is not None and self._fact(e) is None:
             return f"relation {e.relation!r} is in no converse-transfer family"
         if self.spec.dataset == "vsr" and e.truth and self._fact(e) is not None:
@@ -126,6 +132,7 @@ class ConverseTransferTask(_ItemSplitTask):
         return (str(e.subject), str(e.object)) if e.subject and e.object and e.subject != e.object else None
 
     def label(self, e: Example) -> str | None:
+        """``yes`` when the stated fact's own subject sorts first; None outside the families or unparsed."""
         fact, args = self._fact(e), self._arguments(e)
         if fact is None or args is None:
             return None
@@ -133,14 +140,16 @@ class ConverseTransferTask(_ItemSplitTask):
         return "yes" if subj < obj else "no"
 
     def side(self, e: Example) -> str | None:
-        fact = self._fact(e)
-        if fact is None:
+        """``train`` for a direct member on a training split, ``test`` for an exchanged one on a test split."""
+        families = (VSR_TRANSFER_FAMILIES if self.spec.dataset == "vsr" else SYNTHETIC_TRANSFER_FAMILIES).values()
+        if self._fact(e) is None:
             return None
-        return converse_side("exchanged" if fact[1] else "direct", e.split, train_relations=("direct",),
-                             test_relations=("exchanged",), train_splits=self.spec.train_splits,
+        return converse_side(str(e.relation), e.split, train_relations=[r for f in families for r in f[0]],
+                             test_relations=[r for f in families for r in f[1]], train_splits=self.spec.train_splits,
                              test_splits=self.spec.test_splits)
 
     def control_type(self, e: Example) -> str:
+        """The (subject, object) nouns as written."""
         args = self._arguments(e)
         return "|".join(args) if args else str(e.group or e.id)
 
@@ -159,22 +168,22 @@ _GEOMETRY_CEILING = (
     "an encoder with the bow:/order: floor, not with chance.")
 
 
-def _geometry_spec(name: str, key: str, what: str, examples: str, free: str, **extra: Any) -> TaskSpec:
+def _geometry_spec(name: str, what: str, examples: str, free: str) -> TaskSpec:
     return TaskSpec(
         name=name, dataset="synthetic", split="heldout-wording", label=what, report_by=("relation", "category"),
         control_type="(subject, object) pair", load_kwargs={"n_scenes": 1440},
         description=f"Synthetic scenes, true captions: the {what}, read from the scene; trained on "
                     f"{len(TEMPLATES) - len(HELDOUT_TEMPLATES)} templates × 2 paraphrases and tested on "
                     f"{len(HELDOUT_TEMPLATES)} unseen templates × the unseen third paraphrase."
-                    + _GEOMETRY_CEILING.format(what=what, examples=examples, free=free), **extra)
+                    + _GEOMETRY_CEILING.format(what=what, examples=examples, free=free))
 
 
 GEOMETRY_TASKS = (
-    GeometryTask(_geometry_spec("synthetic-geometry-dx", "dx", "sign of dx (subject − object, x right)",
+    GeometryTask(_geometry_spec("synthetic-geometry-dx", "sign of dx (subject − object, x right)",
                                 "'left of' → negative, 'above' → zero", "near/far"), "dx"),
-    GeometryTask(_geometry_spec("synthetic-geometry-dy", "dy", "sign of dy (subject − object, y up)",
+    GeometryTask(_geometry_spec("synthetic-geometry-dy", "sign of dy (subject − object, y up)",
                                 "'above' → positive, 'left of' → zero", "near/far"), "dy"),
-    GeometryTask(_geometry_spec("synthetic-geometry-distance", "distance_bin",
+    GeometryTask(_geometry_spec("synthetic-geometry-distance",
                                 "near/far bin (Chebyshev distance ≤ 1 is near)",
                                 "'near', 'far', 'inside' → near or far", "directional"), "distance_bin"),
 )

@@ -263,7 +263,9 @@ register_task(SubjectControlFieldTask(TaskSpec(
 register_task(ArgumentOrderTask(TaskSpec(
     name="synthetic-argument-order", dataset="synthetic", input="pair-difference", chance=0.5,
     description="Synthetic minimal pairs (A rel B vs B rel A): from e(original) − e(swapped), is the "
-    "alphabetically first object the subject? Bag-of-words representations are at chance.",
+    "alphabetically first object the subject? Same design as synthetic-argument-order-v2 (the generator now "
+    "writes a pair in one template and phrase, subject first in half the scenes) at the 480-scene default "
+    "(~70 test pairs); kept under this name for existing configs, notebooks and the lab.",
     label="argument order", report_by=("relation", "category"), control_type="ordered (subject, object) pair")))
 
 from spatial_probing.probe.targets import TARGET_TASKS  # noqa: E402  (targets subclass the classes above)

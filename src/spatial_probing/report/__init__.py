@@ -8,22 +8,15 @@ and writes ``run_dir/report.html``. Missing pieces are listed in the report, nev
 
 from __future__ import annotations
 
-from spatial_probing.report.figures import (
-    FIGURES,
-    Plot,
-    fig_category_accuracy,
-    fig_centroid_pca,
-    fig_lab_objectives,
-    fig_layer_curves,
-    fig_rdms,
-    fig_rsa_curves,
-    fig_selectivity_mdl,
-    fig_stepgame_k,
-    make_figures,
-)
-from spatial_probing.report.html import build_report
-from spatial_probing.report.summary import RunAnalysis
-from spatial_probing.report.tables import NotARunDirectory, RunTables, UnreadableRunError, load_run
+import lazy_loader
+
+# Names load on first use (PEP 562), so `spatial-probing --help` and a cached run import no heavy library.
+__getattr__, __dir__, _ = lazy_loader.attach(__name__, submod_attrs={
+    "figures": ["FIGURES", "Plot", "fig_category_accuracy", "fig_centroid_pca", "fig_lab_objectives", "fig_layer_curves", "fig_rdms", "fig_rsa_curves", "fig_selectivity_mdl", "fig_stepgame_k", "make_figures"],
+    "html": ["build_report"],
+    "summary": ["RunAnalysis"],
+    "tables": ["NotARunDirectory", "RunTables", "UnreadableRunError", "load_run"],
+})
 
 __all__ = ["FIGURES", "NotARunDirectory", "Plot", "RunAnalysis", "RunTables", "UnreadableRunError", "build_report",
            "fig_category_accuracy", "fig_centroid_pca", "fig_lab_objectives", "fig_layer_curves", "fig_rdms", "fig_rsa_curves",

@@ -31,6 +31,8 @@ from spatial_probing.report.summary import ALPHA, RunAnalysis, layer_sort_key  #
 #: Okabe & Ito (2008) colour-blind-safe palette (black last: it is used for baselines too).
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+#: Most category labels a panel shows; more are cut to the ones where the encoders differ most (and the panel says so).
+MAX_LABELS = 15
 STYLE = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 8, "xtick.labelsize": 8,
          "ytick.labelsize": 8, "axes.spines.top": False, "axes.spines.right": False, "svg.fonttype": "none",
          "figure.dpi": 100, "savefig.dpi": 150, "savefig.bbox": "tight"}
@@ -112,6 +114,12 @@ def fig_category_accuracy(analysis: RunAnalysis) -> Plot:
 
     def draw(ax: Axes, task: str, t: pd.DataFrame) -> None:
         cats = sorted(set(t.subset))
+        if len(cats) > MAX_LABELS:  # e.g. VSR's 66 relations: the categories where the encoders differ most
+            spread = t.groupby("subset").accuracy.agg(lambda v: v.max() - v.min()).sort_values(ascending=False)
+            cats = sorted(spread.index[:MAX_LABELS])
+            t = t[t.subset.isin(cats)]
+            ax.text(0, 1.0, f"{MAX_LABELS} of {len(spread)} categories: those where the encoders differ most",
+                    transform=ax.transAxes, fontsize=7, va="bottom", color="0.3")
         encs = sorted(set(t.encoder))
         width = 0.8 / len(encs)
         x = np.arange(len(cats))
@@ -126,7 +134,7 @@ def fig_category_accuracy(analysis: RunAnalysis) -> Plot:
         chance = float(t.chance.mean())
         if np.isfinite(chance):
             ax.axhline(chance, color="0.4", ls="--", lw=1, label=f"chance ({chance:.2f})")
-        ax.set_xticks(x, cats, rotation=20 if len(cats) > 5 else 0)
+        ax.set_xticks(x, cats, rotation=35 if len(cats) > 5 else 0, ha="right" if len(cats) > 5 else "center")
         ax.set_ylim(0, 1.05)
         ax.set_xlabel("relation category")
         ax.set_ylabel("test accuracy (proportion)")
@@ -230,7 +238,8 @@ def fig_selectivity_mdl(analysis: RunAnalysis) -> Plot:
     if table.empty or r is None:
         plot.missing = "results.parquet has no overall accuracy rows to compute selectivity from"
         return plot
-    mdl = r[(r.subset_kind == "all") & r.metric.isin(["mdl_compression", "mdl_codelength_bits"])]
+    mdl = r[(r.subset_kind == "all") & r.metric.isin(["mdl_compression", "mdl_codelength_bits",
+                                                       "control_mdl_codelength_bits"])]
     tasks = sorted(set(table.task))
     colours = _colours(sorted(set(table.encoder)))
     with plt.rc_context(STYLE):
@@ -249,15 +258,17 @@ def fig_selectivity_mdl(analysis: RunAnalysis) -> Plot:
             m = m.merge(t[["encoder", "layer"]], on=["encoder", "layer"])
             comp = m[m.metric == "mdl_compression"].groupby("encoder").value.mean()
             bits = m[m.metric == "mdl_codelength_bits"].groupby("encoder").value.mean()
+            cbits = m[m.metric == "control_mdl_codelength_bits"].groupby("encoder").value.mean().reindex(t.encoder)
             if comp.empty:
                 ax_m.text(0.5, 0.5, "no MDL rows in this run", ha="center", va="center", transform=ax_m.transAxes)
                 ax_m.set_axis_off()
                 continue
             comp = comp.reindex(t.encoder)
             ax_m.barh(y, comp, color=[colours[e][0] for e in t.encoder])
-            for yi, (c, b) in enumerate(zip(comp, bits.reindex(t.encoder))):
+            for yi, (c, b, cb) in enumerate(zip(comp, bits.reindex(t.encoder), cbits)):
                 if np.isfinite(c):
-                    ax_m.text(c, yi, f"  {c:.2f}× ({b:,.0f} bits)" if np.isfinite(b) else f"  {c:.2f}×",
+                    ctrl = f"; control task {cb:,.0f}" if np.isfinite(cb) else ""
+                    ax_m.text(c, yi, f"  {c:.2f}× ({b:,.0f} bits{ctrl})" if np.isfinite(b) else f"  {c:.2f}×",
                               va="center", fontsize=8)
             ax_m.set_yticks(y, [])
             ax_m.axvline(1, color="0.3", lw=0.8, ls="--")
@@ -268,7 +279,8 @@ def fig_selectivity_mdl(analysis: RunAnalysis) -> Plot:
     plot.caption = (f"Left: selectivity at {_layer_words(analysis)}; error bars: 95% bootstrap over test items of "
                     "the per-item difference (correct − control correct), each averaged over seeds (seed means of "
                     "the per-seed bounds when predictions are absent). Right: MDL compression (seed mean; "
-                    "dashed line = no compression) with the online codelength in bits.")
+                    "dashed line = no compression) with the online codelength in bits and, beside it, the control "
+                    "task's codelength (blocks sent cluster by cluster: scenes, images, stories).")
     return plot
 
 
@@ -334,27 +346,25 @@ def fig_rdms(analysis: RunAnalysis) -> Plot:
     if not datasets:
         plot.missing = "no rdms/*.npz files (the RSA stage did not run)"
         return plot
-    ncols = max(len(encoders.get(d, [])) + len(refs.get(d, [])) for d in datasets)
+    files = [(d, f) for d in datasets
+             for f in encoders.get(d, []) + sorted(refs.get(d, []), key=lambda f: f.reference)]
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(len(datasets), ncols, figsize=(3.3 * ncols, 3.5 * len(datasets)), squeeze=False)
-        for row, dataset in zip(axes, datasets):
-            files = encoders.get(dataset, []) + sorted(refs.get(dataset, []), key=lambda f: f.reference)
-            for ax in row[len(files):]:
-                ax.set_visible(False)
-            for ax, f in zip(row, files):
-                im = ax.imshow(f.rdm, cmap="viridis", interpolation="nearest")
-                n = len(f.labels)
-                if n <= 30:
-                    ax.set_xticks(range(n), f.labels, rotation=90, fontsize=6)
-                    ax.set_yticks(range(n), f.labels, fontsize=6)
-                else:
-                    ax.set_xticks([])
-                    ax.set_yticks([])
-                what = f"reference: {f.reference}" if f.reference else f"{f.encoder}, layer {f.layer}"
-                ax.set_title(f"{dataset} — {what}", fontsize=9)
-                cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-                cb.set_label(f"dissimilarity ({f.method})" if f.method else "dissimilarity", fontsize=7)
-                cb.ax.tick_params(labelsize=6)
+        fig, axes = _grid(len(files), width=4.6, height=4.4, max_cols=3)  # large enough to read every cell
+        for ax, (dataset, f) in zip(axes, files):
+            im = ax.imshow(f.rdm, cmap="viridis", interpolation="nearest")
+            n = len(f.labels)
+            if n <= 30:
+                ax.set_xticks(range(n), f.labels, rotation=90, fontsize=7)
+                ax.set_yticks(range(n), f.labels, fontsize=7)
+            else:
+                ax.set_xticks([])
+                ax.set_yticks([])
+                ax.set_xlabel(f"{n} conditions (labels omitted)")
+            what = f"reference: {f.reference}" if f.reference else f"{f.encoder}, layer {f.layer}"
+            ax.set_title(f"{dataset} — {what}", fontsize=9)
+            cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+            cb.set_label(f"dissimilarity ({f.method})" if f.method else "dissimilarity", fontsize=7)
+            cb.ax.tick_params(labelsize=6)
         fig.tight_layout()
     plot.figure = fig
     plot.caption = ("Condition × condition RDMs of the condition centroids (mean embedding per relation) at each "
@@ -386,21 +396,23 @@ def fig_rsa_curves(analysis: RunAnalysis) -> Plot:
                 colour, marker = colours[enc]
                 ax.plot(xs, g.value, color=colour, marker=marker, ms=4, label=enc)
                 ax.fill_between(xs, g.ci_low, g.ci_high, color=colour, alpha=0.15, lw=0)
-                sig = (g.p_value < ALPHA).to_numpy()
+                p_col = g.p_holm if "p_holm" in g.columns and g.p_holm.notna().any() else None
+                sig = ((p_col < ALPHA) & (g.n_permutations >= 1000)).to_numpy() if p_col is not None else \
+                    np.zeros(len(g), bool)
                 ax.plot(xs[sig], g.value.to_numpy()[sig], ls="none", marker="*", ms=10, color=colour, mec="k",
                         mew=0.4)
             ax.axhline(0, color="0.4", lw=0.8)
             ax.set_xticks(range(len(layers)), layers)
             ax.set_xlabel("layer (final = output embedding)")
             ax.set_ylabel(f"RDM similarity ({combo[1]})")
-            top = p.loc[p.value.idxmax()]
-            ax.set_title(f"{dataset} vs {reference}: best {top.encoder} L{top.layer} ({top.value:.2f})")
+            ax.set_title(f"{dataset} vs the {reference} reference")
             ax.legend(loc="best", frameon=False)
         fig.tight_layout()
     others = len(rsa.groupby(["rdm_method", "comparison"])) - 1
     plot.figure = fig
     plot.caption = (f"RSA between each layer's item-level {combo[0]} RDM and the reference RDMs ({combo[1]}); band: "
-                    f"bootstrap 95% interval over items; ★: permutation p < {ALPHA}."
+                    f"bootstrap 95% interval over clusters; ★: permutation p < {ALPHA} after Holm over layers × references "
+                    "(≥ 1,000 permutations). Which encoder fits better is in the RSA findings (paired bootstrap)."
                     + (f" {others} other RDM-method/comparison combination(s) are in the RSA table." if others else ""))
     return plot
 
@@ -438,13 +450,33 @@ FIGURES: tuple[Callable[[RunAnalysis], Plot], ...] = (
     fig_rsa_curves, fig_centroid_pca)
 
 
-def make_figures(analysis: RunAnalysis, out_dir: str | Path | None = None) -> list[Plot]:
+def wrap_titles(fig: Figure) -> None:
+    """Wrap every axes title to its panel's width, so that no title runs past the figure and is clipped."""
+    import textwrap
+
+    for ax in fig.axes:
+        title = ax.get_title()
+        if not title:
+            continue
+        width_in = ax.get_position().width * fig.get_figwidth()
+        chars = max(20, int(width_in * 72 / (0.6 * ax.title.get_fontsize())))
+        ax.set_title(textwrap.fill(title, chars), fontsize=ax.title.get_fontsize())
+    fig.tight_layout()
+
+
+def make_figures(analysis: RunAnalysis, out_dir: str | Path | None = None, *,
+                 show_progress: bool = False) -> list[Plot]:
     """Draw every figure and close it, keeping its PNG bytes in :attr:`Plot.png`; with ``out_dir``, also write
     each as PNG and SVG there. Figures without data keep their reason in :attr:`Plot.missing`."""
+    from tqdm.auto import tqdm
+
     plots = []
-    for draw in FIGURES:
+    bar = tqdm(FIGURES, desc="report figures", unit="figure", disable=not show_progress, leave=False)
+    for draw in bar:
+        bar.set_postfix_str(draw.__name__, refresh=False)
         plot = draw(analysis)
         if plot.figure is not None:
+            wrap_titles(plot.figure)
             buf = io.BytesIO()
             plot.figure.savefig(buf, format="png")
             plot.png = buf.getvalue()

@@ -15,13 +15,13 @@ import jinja2
 import numpy as np
 import pandas as pd
 
-from spatial_probing.io import atomic_write_text
+from spatial_probing.io import atomic_path, atomic_write_text
 from spatial_probing.lab.compare import parse_lab_encoder
 from spatial_probing.lab.config import OBJECTIVE_DESCRIPTIONS
 from spatial_probing.report.figures import Plot, make_figures
 from spatial_probing.report.replication import replication_section
-from spatial_probing.report.summary import (ALPHA, RunAnalysis, format_p, is_control, is_grounded, is_reported_pair,
-                                            points)
+from spatial_probing.report.summary import (ALPHA, Finding, RunAnalysis, format_p, is_control, is_grounded,
+                                            is_reported_pair, verdict_finding)
 from spatial_probing.report.tables import RunTables, UnreadableRunError, load_run
 from spatial_probing.report.template import MACROS, TEMPLATE
 
@@ -41,6 +41,7 @@ class Table:
     numeric: list[bool]
     highlight: list[bool] = field(default_factory=list)
     caption: str = ""
+    ids: list[str] = field(default_factory=list)  #: row anchors (the "In short" statements link to them)
 
 
 def _num(x: Any, digits: int = 3) -> str:
@@ -61,8 +62,8 @@ def _p(p: Any) -> str:
 
 
 def _table(columns: list[tuple[str, bool]], rows: list[list[str]], highlight: list[bool] | None = None,
-           caption: str = "") -> Table:
-    return Table([c for c, _ in columns], rows, [n for _, n in columns], highlight or [], caption)
+           caption: str = "", ids: list[str] | None = None) -> Table:
+    return Table([c for c, _ in columns], rows, [n for _, n in columns], highlight or [], caption, ids or [])
 
 
 def _pairs_table(shown: pd.DataFrame, caption: str) -> Table:
@@ -121,32 +122,87 @@ def _accuracy_table(analysis: RunAnalysis) -> Table | None:
     acc = analysis.accuracy_table("all")
     if acc.empty:
         return None
-    rows = [[r.task, r.encoder, r.layer, _ci(r.accuracy, r.ci_low, r.ci_high), _num(r.chance), _num(r.majority),
-             _ci(r.selectivity, r.sel_low, r.sel_high), str(r.n)] for r in acc.itertuples()]
+    lexical = dict(zip(analysis.lexical().task, analysis.lexical().lexical)) if not analysis.family.empty else {}
+    rows = [[r.task + (" (lexical)" if lexical.get(r.task) else ""), r.encoder, r.layer,
+             _ci(r.accuracy, r.ci_low, r.ci_high), _num(r.chance), _num(r.majority),
+             _ci(r.selectivity, r.sel_low, r.sel_high), f"{r.n_distinct_fits} of {r.n_seeds}", str(r.n)]
+            for r in acc.itertuples()]
     return _table([("task", False), ("encoder", False), ("layer", False), ("accuracy [95% CI]", True),
-                   ("chance", True), ("majority", True), ("selectivity [95% CI]", True), ("n items", True)], rows)
+                   ("chance", True), ("majority", True), ("selectivity [95% CI]", True),
+                   ("distinct fits of probe seeds", True), ("n items", True)], rows, ids=list(acc.row_id),
+                  caption="A task marked (lexical): the best lexical floor reaches every encoder's accuracy within "
+                          "its interval. Distinct fits: probe seeds whose test predictions differ (identical fits "
+                          "are one replicate, not several).")
 
 
 def _verdict_table(verdicts: pd.DataFrame) -> Table | None:
     if verdicts.empty:
         return None
-    rows = [[r.task, r.category, r.verdict + (" (both near ceiling)" if r.at_ceiling else ""), r.evidence]
-            for r in verdicts.itertuples()]
-    return _table([("task", False), ("category", False), ("verdict", False), ("evidence (grounded − other)", False)],
-                  rows, [v == "gains" for v in verdicts.verdict])
+    rows = [[r.task, r.subset, r.summary, ", ".join(r.rows)] for r in verdicts.itertuples()]
+    return _table([("task", False), ("subset", False), ("grounding", False), ("family rows", False)],
+                  rows, [v == "gains" for v in verdicts.summary])
+
+
+_CONTRAST_WORDS = {"grounding": "grounded − distributional", "lexical": "encoder − best lexical floor",
+                   "lab": "lab objective − objective (seed-paired)"}
+
+
+def _family_table(analysis: RunAnalysis) -> Table | None:
+    fam = analysis.family
+    if fam.empty:
+        return None
+    rows = []
+    for r in fam.itertuples():
+        seeds = f", {r.n_seeds} lab seeds" if r.n_seeds > 1 else ""
+        verdict = r.verdict + (" (lexical)" if r.lexical else "")
+        rows.append([_CONTRAST_WORDS[r.contrast], r.task, r.subset, f"{r.encoder_a} ({r.layer_a})",
+                     f"{r.encoder_b} ({r.layer_b})", _ci(r.acc_a, r.a_low, r.a_high), _ci(r.acc_b, r.b_low, r.b_high),
+                     _ci(r.diff, r.diff_low, r.diff_high), f"{_p(r.p_t)} ({_p(r.p_t_holm)})",
+                     f"{_p(r.p_perm)} ({_p(r.p_perm_holm)})", f"{_p(r.p_tost)} ({_p(r.p_tost_holm)})",
+                     f"{r.n_clusters} / {r.n_items}{seeds}", f"{verdict}: {r.reason}"])
+    return _table([("contrast", False), ("task", False), ("subset", False), ("A (layer)", False), ("B (layer)", False),
+                   ("accuracy A [95% CI]", True), ("accuracy B [95% CI]", True), ("A − B [95% CI]", True),
+                   ("paired t p (Holm)", True), ("sign-flip p (Holm)", True), ("TOST p (Holm)", True),
+                   ("clusters / items", True), ("verdict", False)], rows,
+                  [v in ("gain", "loss") for v in fam.verdict], ids=list(fam.row_id))
+
+
+def _trend_table(analysis: RunAnalysis) -> Table | None:
+    t = analysis.trends
+    if t.empty:
+        return None
+    rows = [[r.task, r.encoder, r.layer, _ci(100 * r.slope, 100 * r.slope_low, 100 * r.slope_high, 1),
+             f"{r.k_min}–{r.k_max}", f"{r.n_clusters} / {r.n_items}"] for r in t.itertuples()]
+    return _table([("task", False), ("encoder", False), ("layer", False), ("points per extra hop [95% CI]", True),
+                   ("k", True), ("clusters / items", True)], rows, ids=list(t.row_id))
+
+
+def _controls_table(analysis: RunAnalysis) -> Table | None:
+    c = analysis.control_checks()
+    if c.empty:
+        return None
+    rows = [[r.task, r.encoder, r.what, _ci(r.value, r.low, r.high), _num(r.chance), r.status] for r in c.itertuples()]
+    return _table([("task", False), ("encoder", False), ("what", False), ("value [95% CI]", True), ("chance", True),
+                   ("status", False)], rows, ids=list(c.row_id))
 
 
 def _rsa_table(analysis: RunAnalysis) -> Table | None:
     rsa = analysis.rsa_table()
     if rsa.empty:
         return None
+    holm_p = rsa.p_holm if "p_holm" in rsa.columns else pd.Series(np.nan, index=rsa.index)
+    partial = rsa.partial_value if "partial_value" in rsa.columns else pd.Series(np.nan, index=rsa.index)
     rows = [[r.dataset, r.reference, r.encoder, r.layer, f"{r.rdm_method} / {r.comparison}",
-             _ci(r.value, r.ci_low, r.ci_high), _p(r.p_value), str(r.n_items), str(r.n_permutations)]
-            for r in rsa.itertuples()]
+             _ci(r.value, r.ci_low, r.ci_high), _p(r.p_value), _p(h), _num(pv), str(r.n_items), str(r.n_permutations)]
+            for r, h, pv in zip(rsa.itertuples(), holm_p, partial)]
     return _table([("dataset", False), ("reference", False), ("encoder", False), ("layer", False),
-                   ("RDM / comparison", False), ("value [95% CI]", True), ("permutation p", True), ("n items", True),
-                   ("permutations", True)], rows, [bool(p < ALPHA) for p in rsa.p_value],
-                  "Each encoder's last layer; highlighted: p < 0.05.")
+                   ("RDM / comparison", False), ("value [95% CI]", True), ("permutation p", True),
+                   ("Holm p (layers × references)", True), ("partial ρ | bag of words", True), ("n items", True),
+                   ("permutations", True)], rows,
+                  [bool(h < ALPHA and n >= 1000) for h, n in zip(holm_p.fillna(1.0), rsa.n_permutations)],
+                  "Each encoder's last layer; highlighted: Holm p < 0.05 from ≥ 1,000 permutations. Intervals "
+                  "resample clusters (scenes, images, stories). Partial ρ: the fit controlling for the texts' "
+                  "bag-of-words RDM.")
 
 
 def _setup(tables: RunTables, analysis: RunAnalysis) -> dict[str, Any]:
@@ -202,20 +258,20 @@ def _lab_section(analysis: RunAnalysis) -> dict[str, Any] | None:
     srows = [[r.task, r.subset, r.objective, _ci(r.mean, r.ci_low, r.ci_high), str(r.n_seeds),
               _num(getattr(r, "chance", np.nan)), _num(getattr(r, "majority", np.nan))] for r in s.itertuples()]
     c = comps[comps.metric == "accuracy"]
-    crows, sig, findings = [], [], []
+    crows, sig = [], []
     for r in c.itertuples():
         crows.append([r.task, r.subset, f"{r.objective_a} − {r.objective_b}", _ci(r.diff, r.diff_ci_low, r.diff_ci_high),
                       str(r.n_seeds), _p(r.seed_t_p), _p(r.seed_signflip_p), _p(r.item_signflip_p), _p(r.p_holm)])
-        sig.append(bool(r.p_holm < ALPHA))
-        where = "overall" if r.subset_kind == "all" else f"on {r.subset} relations"
-        if r.p_holm < ALPHA:
-            findings.append(f"{r.task} {where}: {r.objective_a} {'beats' if r.diff > 0 else 'trails'} "
-                            f"{r.objective_b} by {points(r.diff)} (mean over {r.n_seeds} seeds; Holm "
-                            f"{format_p(r.p_holm)}).")
-    if not findings:
-        findings.append("No difference between objectives is significant after Holm correction.")
+        sig.append(bool(r.p_holm < analysis.rules.alpha))
+    fam = analysis.family
+    lab_rows = fam[(fam.contrast == "lab") & fam.verdict.isin(["gain", "loss", "equivalent"])] if not fam.empty else fam
+    findings = [verdict_finding(r, analysis.rules) for r in lab_rows.to_dict("records")]
+    if not findings and not fam.empty and (fam.contrast == "lab").any():
+        findings.append(Finding("No lab contrast of the verdict family is a gain, a loss or an equivalence (see its "
+                                "rows).", "count", row="verdict-family"))
     objectives = sorted({parse_lab_encoder(e)[1] for e in analysis.tables.results.encoder if parse_lab_encoder(e)})
-    return {"layer": str(s.layer.iloc[0]) if not s.empty else "—",
+    return {**_lab_answer(analysis, str(s.layer.iloc[0]) if not s.empty else None),
+            "layer": str(s.layer.iloc[0]) if not s.empty else "—",
             "n_seeds": int(s.n_seeds.max()) if not s.empty else 0,
             "objectives": "; ".join(f"{o} — {OBJECTIVE_DESCRIPTIONS.get(o, o)}" for o in objectives),
             "findings": findings,
@@ -228,25 +284,69 @@ def _lab_section(analysis: RunAnalysis) -> dict[str, Any] | None:
                                   crows, sig, "Highlighted: Holm p < 0.05.")}
 
 
-def _headline(analysis: RunAnalysis, verdicts: pd.DataFrame) -> list[str]:
+def _lab_answer(analysis: RunAnalysis, layer: str | None) -> dict[str, Any]:
+    """The lab's answer per relation kind (:func:`~spatial_probing.lab.compare.lab_answer`) at ``layer``, with the
+    lab's own tables found beside its ``encoders.yaml`` (convergence and retrieval per arm, the scene-CNN check)."""
+    from spatial_probing.lab.compare import ANSWER_COLUMNS, lab_answer, lab_outputs
+
+    tables = analysis.tables
+    outputs = lab_outputs((tables.manifest or {}).get("config", {}).get("encoder_registries", []))
+    label = outputs.get("label", "lab")
+    preds = tables.predictions
+    answer = pd.DataFrame(columns=ANSWER_COLUMNS)
+    if preds is not None and layer is not None:
+        lab_preds = preds[preds.encoder.map(lambda e: parse_lab_encoder(str(e)) is not None)
+                          & (preds.layer.astype(str) == layer)]
+        if not lab_preds.empty:
+            answer = lab_answer(lab_preds, training=outputs.get("training"), n_boot=analysis.n_boot,
+                                seed=analysis.seed)
+    if answer.empty:
+        tables.note_missing("lab answer per relation kind: no lab predictions with a relation kind (category)")
     lines = []
-    grounded = analysis.context()["grounded"]
-    if not grounded:
-        lines.append("This run has no grounded encoder, so it cannot answer which relations gain from grounding.")
-    elif not verdicts.empty:
-        for task, grp in verdicts.groupby("task"):
-            by = {v: sorted(grp[grp.verdict == v].category) for v in ("gains", "resistant", "loses", "mixed")}
-            parts = [f"{label}: {', '.join(cats)}" for label, cats in (
-                ("gain from grounding", by["gains"]), ("resistant (no significant difference)", by["resistant"]),
-                ("worse with grounding", by["loses"]), ("mixed", by["mixed"])) if cats]
-            lines.append(f"{task} — " + "; ".join(parts) + ".")
-    comps = analysis.grounding_pairs(analysis.comparison_table(("all",)))
-    for r in comps.itertuples():
-        verdict = ("significantly better" if r.diff > 0 else "significantly worse") if r.p_holm < ALPHA else \
-            "not significantly different"
-        lines.append(f"{r.task}: {r.encoder_a} vs {r.encoder_b} overall {points(r.diff)} ({verdict}; "
-                     f"Holm {format_p(r.p_holm)}).")
-    return lines
+    for r in answer[answer.question.str.startswith("grounding")].itertuples():
+        where = "overall" if r.relation_kind == "all" else f"on {r.relation_kind} relations"
+        lines.append(f"{r.task} {where}, {r.question}: {r.verdict} — {points(r.diff)} "
+                     f"[{points(r.ci_low)}, {points(r.ci_high)}], half-width {100 * r.half_width:.1f} points "
+                     f"({r.n_seeds} seeds × {r.n_clusters} scenes; Holm {format_p(r.p_holm)})"
+                     + ("" if r.convergence == "ok" else f"; not converged: {r.convergence}") + ".")
+    rows = [[r.task, r.relation_kind, r.question, _num(r.mean_a), _num(r.mean_b),
+             _ci(r.diff, r.ci_low, r.ci_high), _num(r.half_width), _p(r.p_holm), r.verdict, str(r.n_seeds),
+             str(r.n_clusters), r.convergence] for r in answer.itertuples()]
+    out: dict[str, Any] = {
+        "label": label, "answer_lines": lines,
+        "answer": _table([("task", False), ("relation kind", False), ("comparison (a vs b)", False),
+                          ("accuracy a", True), ("accuracy b", True), ("a − b [95% seeds × scenes bootstrap]", True),
+                          ("half-width", True), ("Holm p", True), ("verdict", False), ("seeds", True),
+                          ("scenes", True), ("convergence", False)],
+                         rows, [not str(v).startswith(("no difference", "inconclusive")) for v in answer.verdict],
+                         f"From the {label}. Highlighted: Holm p < 0.05. A null is claimed only when the interval lies "
+                         f"within ±3 points."),
+        "training": None, "vision_check": None}
+    training = outputs.get("training")
+    if training is not None and not training.empty:
+        trows = []
+        for arm, g in training.groupby("arm", sort=False):
+            trows.append([str(arm), str(len(g)), str(int(g.n_encoder_parameters.iloc[0])),
+                          f"{int(g.converged.astype(bool).sum())}/{len(g)}",
+                          *(_num(g[c].mean()) if c in g and g[c].notna().any() else "—"
+                            for c in ("heldout_random_acc", "heldout_hard_acc", "heldout_hard_acc_image"))])
+        out["training"] = _table([("arm", False), ("seeds", True), ("encoder parameters", True),
+                                  ("converged (held-out loss plateau)", True), ("held-out random-negative retrieval",
+                                                                                True),
+                                  ("held-out hard-negative accuracy (chance 0.5)", True),
+                                  ("of which image side", True)], trows,
+                                 [bool((g.status.astype(str) != "ok").any()) for _, g in training.groupby("arm",
+                                                                                                          sort=False)],
+                                 "Highlighted: an arm with a seed that did not converge or learn.")
+    check = outputs.get("vision_check")
+    if check is not None and not check.empty:
+        crows = [[str(f), str(t), _num(g.accuracy.mean()), f"{_num(g.accuracy.min())}–{_num(g.accuracy.max())}",
+                  _num(g.majority.mean()), str(len(g))]
+                 for (f, t), g in check.groupby(["features", "target"], sort=False)]
+        out["vision_check"] = _table([("scene CNN features", False), ("target", False), ("probe accuracy (mean)", True),
+                                      ("range over encoders", True), ("majority class", True), ("encoders", True)],
+                                     crows)
+    return out
 
 
 def _embed(plot: Plot) -> dict[str, str]:
@@ -255,7 +355,7 @@ def _embed(plot: Plot) -> dict[str, str]:
 
 
 def build_report(run_dir: str | Path, *, out: str | Path | None = None, figures_dir: str | Path | None = None,
-                 n_boot: int = 2000, seed: int = 0, partial: bool = False) -> Path:
+                 n_boot: int = 2000, seed: int = 0, partial: bool = False, show_progress: bool = False) -> Path:
     """Write one self-contained HTML report of a run directory and return its path.
 
     Figures are also written as PNG and SVG to ``figures_dir`` (default ``run_dir/figures``). Missing or
@@ -263,6 +363,7 @@ def build_report(run_dir: str | Path, *, out: str | Path | None = None, figures_
     ``results.parquet`` nor ``manifest.json``) raises :class:`~spatial_probing.report.tables.NotARunDirectory`.
     ``n_boot``/``seed`` set the item bootstrap behind the intervals. A file that exists but cannot be read
     raises :class:`~spatial_probing.report.tables.UnreadableRunError` (nothing written) unless ``partial``.
+    ``show_progress`` shows a bar over the figures.
     """
     tables = load_run(run_dir)
     if tables.unreadable and not partial:
@@ -271,11 +372,15 @@ def build_report(run_dir: str | Path, *, out: str | Path | None = None, figures_
     out = Path(out) if out is not None else run_dir / "report.html"
     analysis = RunAnalysis(tables, n_boot=n_boot, seed=seed)
     lab = _lab_section(analysis)
-    plots = make_figures(analysis, Path(figures_dir) if figures_dir is not None else run_dir / "figures")
+    plots = make_figures(analysis, Path(figures_dir) if figures_dir is not None else run_dir / "figures",
+                         show_progress=show_progress)
     for plot in plots:
         if plot.missing and not (lab is None and plot.name in _LAB_FIGURES):  # the lab's absence is noted once
             tables.note_missing(f"figure “{plot.title}”: {plot.missing}")
-    verdicts = analysis.grounding_verdicts(lab and analysis.lab[1])
+    verdicts = analysis.grounding_verdicts()
+    if not analysis.family.empty:  # the verdict family beside the tables it is derived from
+        with atomic_path(run_dir / "verdicts.csv") as tmp:
+            analysis.family.to_csv(tmp, index=False)
     if tables.comparisons is not None and analysis.comparison_table(("category",)).empty:
         tables.note_missing("per-category comparisons: comparisons.parquet has no subset_kind == 'category' rows")
     drawn = {p.name: _embed(p) for p in plots if p.png is not None}
@@ -284,8 +389,10 @@ def build_report(run_dir: str | Path, *, out: str | Path | None = None, figures_
     comparisons, other_comparisons = _comparison_table(analysis)
     html = env.from_string(MACROS.strip() + TEMPLATE).render(
         title="Spatial probing report", run_dir=run_dir.resolve().name, finished=manifest.get("finished"),
-        built=datetime.now(timezone.utc).isoformat(timespec="seconds"), alpha=ALPHA,
-        headline=_headline(analysis, verdicts), setup=_setup(tables, analysis),
+        built=datetime.now(timezone.utc).isoformat(timespec="seconds"), alpha=analysis.rules.alpha,
+        rules=analysis.rules, headline=analysis.headline(), setup=_setup(tables, analysis),
+        family=_family_table(analysis), family_size=int(analysis.family.in_family.sum()) if not analysis.family.empty
+        else 0, trends=_trend_table(analysis), controls=_controls_table(analysis),
         selection_words=("each encoder's best inner-CV layer" if analysis.selection == "best-cv"
                          else "each encoder's final layer"),
         comparisons=comparisons, other_comparisons=other_comparisons, grounded=analysis.context()["grounded"],

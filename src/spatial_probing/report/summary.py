@@ -3,9 +3,14 @@
 Intervals. The results table holds one bootstrap interval per probe seed; averaging those bounds
 is not an interval for the seed mean. Where ``predictions.parquet`` is present, each test item's
 correctness is first averaged over probe seeds and the interval is a percentile bootstrap over
-items of that mean (``scipy.stats.bootstrap``) — the same per-item scores the paired tests in
-``comparisons.parquet`` use, so intervals and p-values describe the same quantity. Without
-predictions the report falls back to the seed means of the per-seed bounds and says so.
+the items' clusters (the ``cluster`` column: scene, image, story; items when absent) of that
+mean — the same per-item scores the verdict tests use, so intervals and p-values describe the
+same quantity. Without predictions the report falls back to the seed means of the per-seed
+bounds and says so.
+
+Verdicts. Every verdict (gain, loss, resistant, inconclusive, uninformative, lexical) comes from
+:mod:`spatial_probing.report.verdicts`, with the thresholds of the run's ``verdicts:`` config
+(:class:`~spatial_probing.report.verdicts.VerdictRules`, read from the manifest).
 
 Layer. Every per-encoder number is read at one layer per (task, encoder, probe): the layer with
 the best inner-CV accuracy (``best-cv``; chosen on training data only) when the run recorded
@@ -21,14 +26,17 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
+from spatial_probing.embed.config import is_grounded as _registry_grounded
 from spatial_probing.embed.config import is_lexical_floor
 from spatial_probing.lab.compare import objective_comparisons, objective_summary, parse_lab_encoder
 from spatial_probing.probe.runner import best_layers
+from spatial_probing.probe.stats import bootstrap_mean as _clustered_mean
 from spatial_probing.report.tables import RunTables
+from spatial_probing.report.verdicts import VerdictRules, slug, grounding_summary, k_trends, lexical_tasks, verdict_family
 
-ALPHA = 0.05
+#: The default family-wise α; a run's own is ``RunAnalysis.rules.alpha`` (its ``verdicts:`` config).
+ALPHA = VerdictRules().alpha
 Selection = Literal["best-cv", "final"]
 
 
@@ -47,11 +55,8 @@ def is_control(encoder: str) -> bool:
 
 
 def is_grounded(encoder: str) -> bool:
-    """Visually grounded: a CLIP encoder or a lab encoder trained with the vision objective (not a control)."""
-    if is_control(encoder):
-        return False
-    lab = parse_lab_encoder(encoder)
-    return lab[1] == "vision" if lab else "clip" in encoder.lower()
+    """Visually grounded, by the encoder registry's ``grounded`` property (:func:`spatial_probing.embed.is_grounded`)."""
+    return _registry_grounded(encoder)
 
 
 def is_reported_pair(a: str, b: str) -> bool:
@@ -64,11 +69,37 @@ def is_reported_pair(a: str, b: str) -> bool:
     """
     controls = [e for e in (a, b) if is_control(e)]
     if controls:
-        return len(controls) == 1 and controls[0].split(":", 1)[1] == (b if controls[0] == a else a)
+        return len(controls) == 1 and controls[0].split(":", 1)[1] in ("", b if controls[0] == a else a)
     la, lb = parse_lab_encoder(a), parse_lab_encoder(b)
     if la or lb:
         return bool(la and lb and la[0] == lb[0] and la[2] == lb[2] and la[1] != lb[1])
     return True
+
+
+def verdict_finding(r: dict[str, Any], rules: VerdictRules) -> Finding:
+    """One verdict-family row in words: the verdict, the difference with its interval and the Holm p-values."""
+    where = "overall" if r["subset_kind"] == "all" else f"{r['subset']} relations"
+    ci = f"95% CI {points(r['diff_low'])} to {points(r['diff_high'])}"
+    tests = f"Holm {format_p(r['p_t_holm'])} paired t, {format_p(r['p_perm_holm'])} sign-flip"
+    head = f"{r['task']}, {where}: "
+    verdict, a, b = r["verdict"], r["encoder_a"], r["encoder_b"]
+    if r["contrast"] == "lexical" and r["lexical"]:
+        text = (f"{r['task']} is lexical: the lexical floor {b} ({r['acc_b']:.3f}) reaches {a}'s accuracy "
+                f"{r['acc_a']:.3f} [{r['a_low']:.3f}, {r['a_high']:.3f}] within its interval.")
+        return Finding(text, "lexical", r["task"], r["subset"], r["row_id"])
+    if verdict in ("gain", "loss"):
+        verb = "beats" if verdict == "gain" else "trails"
+        what = f"the best lexical floor {b}" if r["contrast"] == "lexical" else b
+        text = f"{head}{a} {verb} {what} by {points(r['diff'])} ({ci}; {tests})."
+    elif verdict == "equivalent":
+        word = {"grounding": " — resistant to grounding", "lab": " — the objectives do not differ"}.get(r["contrast"], "")
+        text = (f"{head}{a} and {b} are equivalent within ±{100 * rules.margin:g} points ({points(r['diff'])}, {ci}; "
+                f"TOST Holm {format_p(r['p_tost_holm'])}){word}.")
+    elif verdict == "uninformative":
+        text = f"{head}{a} vs {b} is uninformative: {r['reason']} ({r['acc_a']:.3f} vs {r['acc_b']:.3f})."
+    else:
+        text = f"{head}{a} vs {b} is inconclusive ({points(r['diff'])}, {ci}; {tests}; {r['reason']})."
+    return Finding(text, verdict, r["task"], r["subset"], r["row_id"])
 
 
 def format_p(p: float) -> str:
@@ -83,20 +114,11 @@ def points(diff: float) -> str:
     return f"{100 * diff:+.1f} points"
 
 
-def bootstrap_mean(values: np.ndarray, *, n_boot: int = 2000, seed: int = 0,
-                   confidence: float = 0.95) -> tuple[float, float, float]:
-    """``(mean, ci_low, ci_high)``: percentile bootstrap over items (NaN bounds for < 2 items)."""
-    x = np.asarray(values, dtype=np.float64)
-    if x.size == 0:
-        return float("nan"), float("nan"), float("nan")
-    mean = float(x.mean())
-    if x.size < 2:
-        return mean, float("nan"), float("nan")
-    if np.all(x == x[0]):  # every resample has the same mean; scipy warns and returns NaN here
-        return mean, mean, mean
-    res = sps.bootstrap((x,), np.mean, n_resamples=n_boot, confidence_level=confidence, method="percentile",
-                        random_state=np.random.default_rng(seed), vectorized=True)
-    return mean, float(res.confidence_interval.low), float(res.confidence_interval.high)
+def bootstrap_mean(values: np.ndarray, *, n_boot: int = 2000, seed: int = 0, confidence: float = 0.95,
+                   clusters: np.ndarray | None = None) -> tuple[float, float, float]:
+    """``(mean, ci_low, ci_high)``: percentile bootstrap over items, or over their ``clusters`` (NaN bounds for < 2)."""
+    return _clustered_mean(np.asarray(values, dtype=np.float64), n_boot=n_boot, seed=seed, confidence=confidence,
+                           clusters=clusters)
 
 
 @dataclass(frozen=True)
@@ -121,15 +143,19 @@ class Finding:
     kind: str
     task: str = ""
     subset: str = ""
+    row: str = ""  #: the id of the table row the statement comes from (an anchor in the report)
 
 
 class RunAnalysis:
     """Lazy, cached summaries of one run's tables (layers, intervals, comparisons, findings)."""
 
-    def __init__(self, tables: RunTables, *, n_boot: int = 2000, seed: int = 0) -> None:
+    def __init__(self, tables: RunTables, *, n_boot: int = 2000, seed: int = 0,
+                 rules: VerdictRules | None = None) -> None:
         self.tables = tables
         self.n_boot = n_boot
         self.seed = seed
+        config = ((tables.manifest or {}).get("config") or {}).get("verdicts") or {}
+        self.rules = rules or VerdictRules(**{"n_boot": n_boot, "seed": seed, **config})
         self._items: dict[tuple, pd.DataFrame | None] = {}
         self._accuracy: dict[str, pd.DataFrame] = {}
 
@@ -169,7 +195,7 @@ class RunAnalysis:
                     if {"control_true", "control_pred"} <= set(cell.columns):
                         cell = cell.assign(control_correct=(cell.control_true == cell.control_pred).astype(float))
                     scores = [c for c in ("correct", "control_correct") if c in cell.columns]
-                    meta = [c for c in ("category", "relation", "k", "question_type") if c in cell.columns]
+                    meta = [c for c in ("category", "relation", "k", "question_type", "cluster") if c in cell.columns]
                     out = cell.groupby("example_id", sort=True)[scores].mean()
                     if meta:
                         out = out.join(cell.drop_duplicates("example_id").set_index("example_id")[meta])
@@ -200,7 +226,8 @@ class RunAnalysis:
         if rows.empty:
             return self._seed_mean(task, encoder, probe, layer, subset_kind, subset, metric)
         x = rows.correct.to_numpy() if metric == "accuracy" else (rows.correct - rows.control_correct).to_numpy()
-        return Interval(*bootstrap_mean(x, n_boot=self.n_boot, seed=self.seed), len(x), "items")
+        clusters = rows["cluster"].to_numpy() if "cluster" in rows.columns else None
+        return Interval(*bootstrap_mean(x, n_boot=self.n_boot, seed=self.seed, clusters=clusters), len(x), "items")
 
     def paired_diff(self, task: str, probe: str, a: tuple[str, str], b: tuple[str, str], subset_kind: str,
                     subset: str) -> tuple[float, float]:
@@ -212,7 +239,8 @@ class RunAnalysis:
             ia = ia[ia[subset_kind] == subset]
         common = ia.index.intersection(ib.index)
         d = ia.loc[common, "correct"].to_numpy() - ib.loc[common, "correct"].to_numpy()
-        return bootstrap_mean(d, n_boot=self.n_boot, seed=self.seed)[1:]
+        clusters = ia.loc[common, "cluster"].to_numpy() if "cluster" in ia.columns else None
+        return bootstrap_mean(d, n_boot=self.n_boot, seed=self.seed, clusters=clusters)[1:]
 
     # ------------------------------------------------------------------------------- baselines
     def baseline(self, task: str, metric: Literal["chance", "majority"], subset_kind: str = "all",
@@ -238,7 +266,8 @@ class RunAnalysis:
     def _accuracy_table(self, subset_kind: str) -> pd.DataFrame:
         r = self.tables.results
         cols = ["dataset", "task", "encoder", "probe", "layer", "subset_kind", "subset", "accuracy", "ci_low",
-                "ci_high", "n", "source", "chance", "majority", "selectivity", "sel_low", "sel_high"]
+                "ci_high", "n", "source", "chance", "majority", "selectivity", "sel_low", "sel_high", "n_seeds",
+                "n_distinct_fits", "row_id"]
         if r is None:
             return pd.DataFrame(columns=cols)
         rows = []
@@ -249,10 +278,41 @@ class RunAnalysis:
             for subset in sorted(set(cell.subset), key=layer_sort_key):
                 acc = self.interval(task, encoder, probe, layer, subset_kind, subset)
                 sel = self.interval(task, encoder, probe, layer, subset_kind, subset, metric="selectivity")
+                n_seeds, distinct = self.distinct_fits(task, encoder, probe, layer)
                 rows.append([dataset, task, encoder, probe, layer, subset_kind, subset, acc.value, acc.low, acc.high,
                              acc.n, acc.source, self.baseline(task, "chance"),
-                             self.baseline(task, "majority", subset_kind, subset), sel.value, sel.low, sel.high])
+                             self.baseline(task, "majority", subset_kind, subset), sel.value, sel.low, sel.high,
+                             n_seeds, distinct, slug("acc", task, encoder, probe, subset_kind, subset)])
         return pd.DataFrame(rows, columns=cols)
+
+    def distinct_fits(self, task: str, encoder: str, probe: str, layer: str) -> tuple[int, int]:
+        """(probe seeds, seeds with distinct test predictions) behind a seed mean: identical fits are not replicates."""
+        p = self.tables.predictions
+        if p is not None and "y_pred" in p.columns:
+            cell = p[(p.task == task) & (p.encoder == encoder) & (p.probe == probe) & (p.layer == layer)]
+            if not cell.empty:
+                fits = {tuple(g.sort_values("example_id").y_pred.astype(str)) for _, g in cell.groupby("seed")}
+                return int(cell.seed.nunique()), len(fits)
+        r = self.tables.results
+        rows = r[(r.task == task) & (r.encoder == encoder) & (r.probe == probe) & (r.layer == layer)] if r is not None \
+            else pd.DataFrame(columns=["seed", "metric", "value"])
+        fits = rows[rows.metric == "n_distinct_fits"].value
+        return int(rows.seed.nunique()), int(fits.iloc[0]) if not fits.empty else int(rows.seed.nunique())
+
+    # ------------------------------------------------------------------------------- verdicts
+    @cached_property
+    def family(self) -> pd.DataFrame:
+        """The run's verdict family (:func:`~spatial_probing.report.verdicts.verdict_family`) at the chosen layers."""
+        return verdict_family(self.tables.predictions, self.tables.results, self.layers, self.rules)
+
+    @cached_property
+    def trends(self) -> pd.DataFrame:
+        """Per-k accuracy slopes with clustered intervals (tasks with hop counts, e.g. StepGame)."""
+        return k_trends(self.tables.predictions, self.layers, self.rules)
+
+    def lexical(self) -> pd.DataFrame:
+        """Per task: whether the best lexical floor reaches every encoder's accuracy (task is *lexical*)."""
+        return lexical_tasks(self.family)
 
     def comparison_table(self, subset_kinds: tuple[str, ...] = ("all",)) -> pd.DataFrame:
         """``comparisons.parquet`` rows of the chosen layer selection, with item-bootstrap intervals added."""
@@ -292,21 +352,74 @@ class RunAnalysis:
         return pd.DataFrame(keep, columns=table.columns)
 
     def category_findings(self) -> list[Finding]:
-        """Per task and relation category: the grounded-vs-distributional differences, in words."""
-        pairs = self.grounding_pairs(self.comparison_table(("category",)))
+        """Per task and relation category: every grounding row of the verdict family, in words."""
+        fam = self.family
+        rows = fam[(fam.subset_kind == "category") & fam.contrast.isin(["grounding", "lab"])]
+        return [verdict_finding(r, self.rules) for r in rows.to_dict("records")]
+
+    def control_checks(self) -> pd.DataFrame:
+        """Controls that should sit at chance or below an encoder: probes whose interval lies below chance, and
+        the ``memorisation_baseline`` rows of the results (caption memorisation; from the lexical-floor step)."""
+        cols = ["row_id", "task", "encoder", "what", "value", "low", "high", "chance", "status"]
         out = []
-        for row in pairs.itertuples():
-            what = f"on {row.subset} relations ({row.task}, n = {row.n})"
-            ci = f"95% CI {points(row.diff_low)} to {points(row.diff_high)}; " if np.isfinite(row.diff_low) else ""
-            p = f"Holm {format_p(row.p_holm)}"
-            if row.p_holm < ALPHA and row.diff != 0:
-                verb = "beats" if row.diff > 0 else "trails"
-                out.append(Finding(f"{row.encoder_a} {verb} {row.encoder_b} {what} by {points(row.diff)} "
-                                   f"({ci}{p}).", "gain" if row.diff > 0 else "loss", row.task, row.subset))
-            else:
-                out.append(Finding(f"{what.capitalize()} the difference between {row.encoder_a} and "
-                                   f"{row.encoder_b} ({points(row.diff)}; {ci}{p}) is not significant.", "ns",
-                                   row.task, row.subset))
+        for r in self.accuracy_table("all").itertuples():
+            if np.isfinite(r.ci_high) and np.isfinite(r.chance) and r.ci_high < r.chance:
+                out.append([slug("ctl", r.task, r.encoder, r.probe), r.task, r.encoder, f"probe accuracy ({r.probe})",
+                            r.accuracy, r.ci_low, r.ci_high, r.chance, "below chance"])
+        res = self.tables.results
+        if res is not None:  # encoder-free: one row per task
+            mem = res[(res.metric == "memorisation_baseline") & (res.subset_kind == "all")]
+            for task, g in mem.groupby("task", sort=True):
+                chance = self.baseline(task, "chance")
+                v, lo, hi = float(g.value.mean()), float(g.ci_low.mean()), float(g.ci_high.mean())
+                status = ("below chance" if np.isfinite(hi) and hi < chance else
+                          "above chance" if np.isfinite(lo) and lo > chance else "at chance")
+                out.append([slug("ctl", task, "memorisation"), task, "(no encoder)", "caption-memorisation baseline",
+                            v, lo, hi, chance, status])
+        return pd.DataFrame(out, columns=cols)
+
+    def headline(self) -> list[Finding]:
+        """The "In short" statements: only what the tables support, each with the id of its table row."""
+        fam, rules = self.family, self.rules
+        out: list[Finding] = []
+        informative = fam[fam.in_family.astype(bool)]
+        if not fam.empty:
+            out.append(Finding(f"The verdict family has {len(informative)} pre-specified contrasts, Holm-corrected "
+                               f"together at α = {rules.alpha:g}; {int((fam.verdict == 'uninformative').sum())} "
+                               "more cells had both sides at the ceiling or at chance and were left out.",
+                               "family", row="verdict-family"))
+        lex = fam[(fam.contrast == "lexical") & (fam.subset_kind == "all")]
+        for r in lex.to_dict("records"):
+            out.append(verdict_finding(r, rules))
+        if not self.context()["grounded"]:
+            out.append(Finding("This run has no grounded encoder, so it cannot say which relations gain from "
+                               "grounding.", "no-grounded", row="setup"))
+        shown = fam[fam.contrast.isin(["grounding", "lab"]) & fam.verdict.isin(["gain", "loss", "equivalent"])]
+        for r in shown.to_dict("records"):
+            out.append(verdict_finding(r, rules))
+        for r in self.trends.to_dict("records"):
+            out.append(Finding(f"{r['task']}, {r['encoder']} (layer {r['layer']}): accuracy changes by "
+                               f"{points(r['slope'])} per extra hop (95% CI {points(r['slope_low'])} to "
+                               f"{points(r['slope_high'])}; k = {r['k_min']}–{r['k_max']}, "
+                               f"{r['n_clusters']} stories).", "trend", r["task"], row=r["row_id"]))
+        checks = self.control_checks()
+        memo = {r["task"]: r for r in checks.to_dict("records") if r["what"] == "caption-memorisation baseline"}
+        for r in checks.to_dict("records"):
+            if r["status"] == "at chance":
+                continue
+            who = "" if r["encoder"] == "(no encoder)" else f" of {r['encoder']}"
+            text = (f"{r['task']}: {r['what']}{who} is {r['status']} ({r['value']:.3f} [{r['low']:.3f}, "
+                    f"{r['high']:.3f}], chance {r['chance']:.3f})")
+            m = memo.get(r["task"])
+            if r["status"] == "below chance" and r["what"] != "caption-memorisation baseline":
+                text += (": caption memorisation (its baseline is below chance too)" if m and
+                         m["status"] == "below chance" else " — a control that misbehaves")
+            out.append(Finding(text + ".", "control", r["task"], row=r["row_id"]))
+        n_inc = int((informative.verdict == "inconclusive").sum())
+        if n_inc:
+            out.append(Finding(f"{n_inc} of {len(informative)} contrasts in the family are inconclusive: neither a "
+                               f"difference nor equivalence within ±{100 * rules.margin:g} points is shown.",
+                               "count", row="verdict-family"))
         return out
 
     def baseline_findings(self) -> list[Finding]:
@@ -327,37 +440,10 @@ class RunAnalysis:
                                        "selectivity", row.task))
         return out
 
-    def grounding_verdicts(self, lab_comparisons: pd.DataFrame | None = None) -> pd.DataFrame:
-        """Per task × category: gains (a significant grounded advantage, no significant loss), loses, mixed, resistant.
-
-        Evidence: grounded-vs-distributional rows of ``comparisons.parquet`` and, when given, the lab's
-        vision-vs-(mlm|textcl) rows (Holm p of each).
-        """
-        ev = []
-        for row in self.grounding_pairs(self.comparison_table(("category",))).itertuples():
-            ev.append((row.task, row.subset, f"{row.encoder_a} vs {row.encoder_b}", row.diff, row.p_holm,
-                       min(row.acc_a, row.acc_b)))
-        if lab_comparisons is not None and not lab_comparisons.empty:
-            lab = lab_comparisons[(lab_comparisons.subset_kind == "category") & (lab_comparisons.metric == "accuracy")]
-            for row in lab.itertuples():
-                if "vision" not in (row.objective_a, row.objective_b):
-                    continue
-                sign = 1 if row.objective_a == "vision" else -1
-                other = row.objective_b if sign == 1 else row.objective_a
-                ev.append((row.task, row.subset, f"{row.lab} vision vs {other}", sign * row.diff, row.p_holm,
-                           min(row.mean_a, row.mean_b)))
-        cols = ["task", "category", "verdict", "evidence", "n_comparisons", "at_ceiling"]
-        if not ev:
-            return pd.DataFrame(columns=cols)
-        df = pd.DataFrame(ev, columns=["task", "category", "pair", "diff", "p_holm", "min_acc"])
-        rows = []
-        for (task, cat), grp in df.groupby(["task", "category"], sort=True):
-            sig = grp[grp.p_holm < ALPHA]
-            up, down = (sig["diff"] > 0).any(), (sig["diff"] < 0).any()
-            verdict = "mixed" if up and down else "gains" if up else "loses" if down else "resistant"
-            evidence = "; ".join(f"{r.pair}: {points(r.diff)} (Holm {format_p(r.p_holm)})" for r in grp.itertuples())
-            rows.append((task, cat, verdict, evidence, len(grp), bool((grp.min_acc >= 0.95).all())))
-        return pd.DataFrame(rows, columns=cols)
+    def grounding_verdicts(self) -> pd.DataFrame:
+        """Per task × subset: grounding in one word (gains, loses, mixed, resistant, inconclusive, uninformative),
+        from the verdict family's grounded − distributional and lab vision − other rows."""
+        return grounding_summary(self.family)
 
     # ------------------------------------------------------------------------------------ RSA
     def rsa_table(self) -> pd.DataFrame:
@@ -372,22 +458,45 @@ class RunAnalysis:
         return out.sort_values(["dataset", "reference", "rdm_method", "comparison", "encoder"]).reset_index(drop=True)
 
     def rsa_findings(self) -> list[Finding]:
-        """Per dataset × reference (first method/comparison): the best-matching encoder and whether it is significant."""
+        """Per dataset × reference (first method/comparison): which fits are significant after Holm over layers ×
+        references (only from ≥ 1,000 permutations), and which encoder fits best *only* when the paired bootstrap
+        (``rsa_pairs``, Holm over pairs) says it beats every other encoder."""
         table = self.rsa_table()
         out = []
         if table.empty:
             return out
+        alpha = self.rules.alpha
+        pairs = self.tables.rsa_pairs
         for (dataset, reference), grp in table.groupby(["dataset", "reference"], sort=True):
             method, comp = grp.rdm_method.iloc[0], grp.comparison.iloc[0]
             grp = grp[(grp.rdm_method == method) & (grp.comparison == comp)]
-            best = grp.loc[grp.value.idxmax()]
-            sig = grp[grp.p_value < ALPHA].encoder.tolist()
-            ci = f" [{best.ci_low:.3f}, {best.ci_high:.3f}]" if np.isfinite(best.ci_low) else ""
-            head = (f"{dataset}, {reference} reference ({method} RDMs, {comp}): the closest match is {best.encoder} "
-                    f"(layer {best.layer}, {best.value:.3f}{ci}, {format_p(best.p_value)}).")
-            tail = (f" Significant (p < {ALPHA}) for {', '.join(sig)}." if sig else
-                    " No encoder's RDM matches this reference significantly.")
-            out.append(Finding(head + tail, "rsa", dataset, reference))
+            p = grp.p_holm if "p_holm" in grp.columns and grp.p_holm.notna().any() else None
+            head = f"{dataset}, {reference} reference ({method} RDMs, {comp}, each encoder's last layer): "
+            if p is None:
+                fits = "p-values are not corrected over layers × references in this run, so no fit is called significant."
+            elif (grp.n_permutations < 1000).any():
+                fits = (f"p-values from fewer than 1,000 permutations ({int(grp.n_permutations.min())}) are too coarse "
+                        "to call any fit significant.")
+            else:
+                sig = grp[p < alpha]
+                fits = (f"significant after Holm over layers × references for "
+                        + ", ".join(f"{r.encoder} ({r.value:.3f}, Holm {format_p(r.p_holm)})" for r in sig.itertuples())
+                        + "." if not sig.empty else "no encoder's fit is significant after Holm over layers × references.")
+            best = ""
+            if pairs is not None and not pairs.empty:
+                pr = pairs[(pairs.dataset == dataset) & (pairs.reference == reference) & (pairs.rdm_method == method)
+                           & (pairs.comparison == comp)]
+                for enc in grp.encoder:
+                    others = [e for e in grp.encoder if e != enc]
+                    wins = [((pr.encoder_a == enc) & (pr.encoder_b == o) & (pr["diff"] > 0) & (pr.ci_low > 0)
+                             & (pr.p_holm < alpha)).any() or ((pr.encoder_a == o) & (pr.encoder_b == enc)
+                                                               & (pr["diff"] < 0) & (pr.ci_high < 0)
+                                                               & (pr.p_holm < alpha)).any() for o in others]
+                    if others and all(wins):
+                        best = f" {enc} fits it better than every other encoder (paired bootstrap, Holm over pairs)."
+                if not best and len(grp) > 1:
+                    best = " No encoder fits it significantly better than all the others (paired bootstrap, Holm)."
+            out.append(Finding(head + fits + best, "rsa", dataset, reference))
         return out
 
     # ------------------------------------------------------------------------------------ lab

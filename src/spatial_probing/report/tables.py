@@ -26,8 +26,10 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
                     "subset_kind", "subset", "acc_a", "acc_b", "diff", "mcnemar_p", "permutation_p", "p_holm", "n"),
     "rsa": ("dataset", "encoder", "layer", "reference", "rdm_method", "comparison", "value", "p_value", "ci_low",
             "ci_high", "n_items", "n_permutations"),
+    "rsa_pairs": ("dataset", "reference", "rdm_method", "comparison", "encoder_a", "encoder_b", "diff", "ci_low",
+                  "ci_high", "p_value", "p_holm"),
 }
-_TEXT_COLUMNS = ("layer", "subset", "layer_a", "layer_b", "k", "category", "relation", "question_type")
+_TEXT_COLUMNS = ("layer", "subset", "layer_a", "layer_b", "cluster", "k", "category", "relation", "question_type")
 _RDM_NAME = re.compile(r"^(?P<dataset>.+?)__(?P<encoder>.+)__(?P<layer>.+)$")
 
 
@@ -70,6 +72,7 @@ class RunTables:
     predictions: pd.DataFrame | None = None
     comparisons: pd.DataFrame | None = None
     rsa: pd.DataFrame | None = None
+    rsa_pairs: pd.DataFrame | None = None
     manifest: dict[str, Any] | None = None
     rdms: list[RDMFile] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
@@ -151,6 +154,7 @@ def load_run(run_dir: str | Path) -> RunTables:
     tables.predictions = _read_table(run_dir / "predictions.parquet", "predictions", tables)
     tables.comparisons = _read_table(run_dir / "comparisons.parquet", "comparisons", tables)
     tables.rsa = _read_table(run_dir / "rsa.parquet", "rsa", tables)
+    tables.rsa_pairs = _read_table(run_dir / "rsa_pairs.parquet", "rsa_pairs", tables)
     manifest_path = run_dir / "manifest.json"
     if not manifest_path.is_file():
         tables.note_missing("manifest.json: not found")

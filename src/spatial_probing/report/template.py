@@ -17,7 +17,7 @@ h1 { font-size: 1.7rem; margin: 0 0 .3rem; }
 h2 { font-size: 1.3rem; margin: 2.4rem 0 .6rem; padding-bottom: .3rem; border-bottom: 1px solid var(--line); }
 h3 { font-size: 1.05rem; margin: 1.6rem 0 .4rem; }
 p, li { max-width: 78ch; }
-p, li, figcaption, caption, code, summary { overflow-wrap: anywhere; }
+p, li, figcaption, caption, code, summary, .card { overflow-wrap: anywhere; }
 .glance { display: flex; flex-wrap: wrap; gap: .2rem 1.4rem; margin: .6rem 0 0; padding: 0; list-style: none; }
 .glance li { max-width: none; }
 nav.toc { font-size: .9rem; margin: .8rem 0 0; } nav.toc a { color: var(--accent); margin-right: .9rem; }
@@ -49,7 +49,8 @@ code { font-size: .85em; }
  · report built {{ built }} · paths below are relative to the run directory</p>
 
 <div class="card" id="summary"><strong>In short.</strong>
-{% if headline %}<ul>{% for line in headline %}<li>{{ line }}</li>{% endfor %}</ul>
+{% if headline %}<ul>{% for f in headline %}<li class="verdict-sentence" data-kind="{{ f.kind }}" data-row="{{ f.row }}">{{ f.text }}
+<a href="#{{ f.row }}">[table row]</a></li>{% endfor %}</ul>
 {% else %}<p class="muted">No comparison in this run supports a statement yet.</p>{% endif %}
 <ul class="glance muted">
 <li><strong>Tasks:</strong> {{ setup.tasks.rows | length }}</li>
@@ -93,14 +94,26 @@ correction within each family of subsets. Intervals: 95%, {{ setup.ci_short }}.<
 {% if other_comparisons and other_comparisons.rows %}<details><summary>Other reported pairs ({{ other_comparisons.rows | length }}):
 controls and lab objectives</summary>{{ table(other_comparisons) }}</details>{% endif %}
 
+<h2 id="verdict-family">Verdicts: one family of pre-specified contrasts</h2>
+{% if family %}
+<p>The questions this run answers, declared by rule before looking at the results: per task × subset (all items
+and each relation category) × contrast — grounded − distributional encoder, encoder − best lexical floor (the floor
+with the best inner-CV accuracy), lab objective − objective (paired by lab seed). {{ family_size }} contrasts form the
+family; Holm corrects them together at α = {{ alpha }}. Intervals and tests resample clusters (scene, image, story),
+lab contrasts seeds then clusters. A <span class="gain">gain</span> needs the Holm-corrected paired t-test, the
+Holm-corrected sign-flip test and the 95% interval to agree; <em>equivalent</em> (for grounding: resistant) needs the
+Holm-corrected TOST within ±{{ "%g" % (100 * rules.margin) }} points; otherwise <em>inconclusive</em>. Cells where
+both sides' intervals reach the ceiling or cover chance are <em>uninformative</em> and are not in the family.</p>
+{{ table(family) }}
+{% else %}<p class="muted">No verdict family: the run has no per-item predictions or no pair of encoders to contrast.</p>{% endif %}
+
 <h2 id="categories">Relation categories</h2>
 {% if grounded %}
 <p>Grounded encoder(s) in this run: {{ grounded | join(", ") }}. A category <span class="gain">gains</span> from
-grounding when at least one grounded-vs-distributional comparison (control encoders excluded; lab objectives
-compared seed-paired) is significant in favour of the grounded encoder (Holm p &lt; {{ alpha }}) and none against it;
-it is <em>resistant</em> when no comparison is significant.</p>
+grounding when at least one grounding row of the verdict family is a gain and none a loss; it is <em>resistant</em>
+only when every informative grounding row is shown equivalent (TOST); otherwise <em>inconclusive</em>.</p>
 {% if verdicts %}{{ table(verdicts) }}{% endif %}
-{% if category_findings %}<ul>{% for f in category_findings %}<li class="{{ f.kind }}-finding">{{ f.text }}</li>{% endfor %}</ul>{% endif %}
+{% if category_findings %}<ul>{% for f in category_findings %}<li class="{{ f.kind }}-finding">{{ f.text }} <a href="#{{ f.row }}">[row]</a></li>{% endfor %}</ul>{% endif %}
 {% else %}
 <p><strong>This run has no grounded encoder</strong> (no CLIP encoder and no lab-vision encoder), so it cannot say
 which relation types gain from grounding.</p>
@@ -114,6 +127,10 @@ which relation types gain from grounding.</p>
 {% elif accuracy and accuracy.rows %}<p>No probe's interval covers chance, and no probe's selectivity interval covers zero.</p>
 {% else %}<p class="muted">No probe accuracies in this run.</p>{% endif %}
 {{ table(accuracy) }}
+{% if controls %}<h3 id="controls">Controls that misbehave</h3>{{ table(controls) }}{% endif %}
+{% if trends %}<h3 id="k-trends">Accuracy by number of hops (k)</h3>
+<p>Slope of each item's seed-averaged correctness on k (least squares), with a 95% interval resampling stories.</p>
+{{ table(trends) }}{% endif %}
 {% for fig in figures.probing %}{{ figure(fig) }}{% endfor %}
 
 <h2 id="rsa">Representational similarity analysis</h2>
@@ -124,15 +141,23 @@ which relation types gain from grounding.</p>
 {% for fig in figures.rsa %}{{ figure(fig) }}{% endfor %}
 
 {% if lab %}
-<h2 id="lab">Grounding lab: matched encoders, three objectives</h2>
+<h2 id="lab">Grounding lab: matched encoders, three objectives, with and without hard negatives</h2>
 <p>Small encoders with the same architecture, data, initial weights and batch order per seed, differing only in the
 training objective ({{ lab.objectives }}), read at layer {{ lab.layer }}. Means over {{ lab.n_seeds }} lab seeds with
 t intervals across seeds; differences are seed-paired (paired t-test and exact sign-flip over seeds; sign-flip over
 test items when predictions are present), Holm-corrected per family.</p>
-{% if lab.findings %}<ul>{% for line in lab.findings %}<li>{{ line }}</li>{% endfor %}</ul>{% endif %}
+{% if lab.findings %}<ul>{% for f in lab.findings %}<li>{{ f.text }} <a href="#{{ f.row }}">[row]</a></li>{% endfor %}</ul>{% endif %}
 {% for fig in figures.lab %}{{ figure(fig) }}{% endfor %}
 {{ table(lab.summary) }}
 {{ table(lab.comparisons) }}
+<h3 id="lab-answer">The lab's answer per relation kind ({{ lab.label }})</h3>
+{% if lab.answer_lines %}<ul>{% for line in lab.answer_lines %}<li>{{ line }}</li>{% endfor %}</ul>{% endif %}
+{% if lab.answer.rows %}{{ table(lab.answer) }}{% endif %}
+{% if lab.training %}<p>Training of the {{ lab.label }}: convergence and retrieval per arm.</p>
+{{ table(lab.training) }}{% endif %}
+{% if lab.vision_check %}<p>Vision-side sanity check: a linear probe reads the sign of dx / dy between the two objects
+from the scene CNN's image embedding (5-fold CV), trained and at its initial weights.</p>
+{{ table(lab.vision_check) }}{% endif %}
 {% endif %}
 
 {% if replication %}
@@ -166,7 +191,7 @@ MACROS = r"""
 {% macro table(t) -%}
 {% if t and t.rows %}<div class="scroll"><table>{% if t.caption %}<caption class="muted">{{ t.caption }}</caption>{% endif %}
 <thead><tr>{% for c in t.columns %}<th>{{ c }}</th>{% endfor %}</tr></thead>
-<tbody>{% for row in t.rows %}<tr{% if t.highlight and t.highlight[loop.index0] %} class="sig"{% endif %}>
+<tbody>{% for row in t.rows %}<tr{% if t.ids %} id="{{ t.ids[loop.index0] }}"{% endif %}{% if t.highlight and t.highlight[loop.index0] %} class="sig"{% endif %}>
 {% for cell in row %}<td{% if t.numeric[loop.index0] %} class="num"{% endif %}>{{ cell }}</td>{% endfor %}</tr>
 {% endfor %}</tbody></table></div>{% endif %}
 {%- endmacro %}

@@ -5,14 +5,17 @@ Laid out like rsatoolbox's workflow: :mod:`.rdm` (calc_rdm), :mod:`.references` 
 (the RSA step of a run).
 """
 
-from spatial_probing.rsa.compare import COMPARISON_METHODS, compare_rdms
-from spatial_probing.rsa.inference import (
-    PermutationResult, bootstrap_ci, bootstrap_samples, item_permutations, permutation_test,
-)
-from spatial_probing.rsa.rdm import RDM_METHODS, calc_rdm, condition_centroids, to_square
-from spatial_probing.rsa.references import REFERENCES, NotApplicable, Reference, applicable_references, build_reference
-from spatial_probing.rsa.runner import RSA_COLUMNS, RSASettings, RSAUnit, run_rsa
-from spatial_probing.rsa.meaning import MEANING_COLUMNS, MeaningSettings, build_triples, meaning_rows, run_meaning
+import lazy_loader
+
+# Names load on first use (PEP 562), so `spatial-probing --help` and a cached run import no heavy library.
+__getattr__, __dir__, _ = lazy_loader.attach(__name__, submod_attrs={
+    "compare": ["COMPARISON_METHODS", "compare_rdms"],
+    "inference": ["PermutationResult", "bootstrap_ci", "bootstrap_samples", "item_permutations", "permutation_test"],
+    "rdm": ["RDM_METHODS", "calc_rdm", "condition_centroids", "to_square"],
+    "references": ["REFERENCES", "NotApplicable", "Reference", "applicable_references", "build_reference"],
+    "runner": ["RSA_COLUMNS", "RSASettings", "RSAUnit", "run_rsa"],
+    "meaning": ["MEANING_COLUMNS", "MeaningSettings", "build_triples", "meaning_rows", "run_meaning"],
+})
 
 __all__ = ["COMPARISON_METHODS", "MEANING_COLUMNS", "MeaningSettings", "build_triples", "meaning_rows", "run_meaning", "RDM_METHODS", "REFERENCES", "RSA_COLUMNS", "NotApplicable", "PermutationResult",
            "RSASettings", "RSAUnit", "Reference", "applicable_references", "bootstrap_ci", "bootstrap_samples",

@@ -212,3 +212,59 @@ def bootstrap_ci(a: np.ndarray, b: np.ndarray, *, method: str = "rho_a", n_boot:
         return float("nan"), float("nan")
     lo, hi = np.quantile(samples, [(1 - confidence) / 2, (1 + confidence) / 2])
     return float(lo), float(hi)
+
+
+def _pearson_from_parts(dot: np.ndarray, ss_a: float, ss_b: float) -> np.ndarray:
+    return dot / np.sqrt(ss_a * ss_b) if ss_a > 0 and ss_b > 0 else np.full(np.shape(dot), np.nan)
+
+
+def partial_spearman(a: np.ndarray, b: np.ndarray, c: np.ndarray, *, n_permutations: int = 1000, seed: int = 0,
+                     groups: Sequence[object] | None = None) -> tuple[float, float]:
+    """Partial Spearman correlation of data RDM ``a`` with reference ``b`` controlling for ``c`` (e.g. a
+    bag-of-words RDM), and its item-permutation p-value (one-sided, ``≥``).
+
+    ``r_ab·c = (r_ab − r_ac r_bc) / sqrt((1 − r_ac²)(1 − r_bc²))`` on average ranks. Permuting the items
+    of ``a`` permutes its ranks, so each permutation is two gathers (as :func:`permutation_test`).
+    ``b`` and ``c`` must have no NaN pairs; NaN when ``c`` explains ``b`` or ``a`` entirely.
+    """
+    a, b, c = (np.asarray(v, dtype=np.float64) for v in (a, b, c))
+    if np.isnan(a).any() or np.isnan(b).any() or np.isnan(c).any():
+        raise ValueError("partial_spearman: RDMs with NaN pairs are not supported; expected complete RDMs")
+    n = n_items(a)
+    ra, rb, rc = centred_ranks(a), centred_ranks(b), centred_ranks(c)
+    ssa, ssb, ssc = ra @ ra, rb @ rb, rc @ rc
+    r_bc = float(_pearson_from_parts(np.asarray(rb @ rc), ssb, ssc))
+
+    def partial(dab: np.ndarray, dac: np.ndarray) -> np.ndarray:
+        r_ab, r_ac = _pearson_from_parts(dab, ssa, ssb), _pearson_from_parts(dac, ssa, ssc)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (r_ab - r_ac * r_bc) / np.sqrt((1 - r_ac ** 2) * (1 - r_bc ** 2))
+
+    value = float(partial(np.asarray(ra @ rb), np.asarray(ra @ rc)))
+    if n_permutations == 0 or not np.isfinite(value):
+        return value, float("nan")
+    perms = item_permutations(n, n_permutations=n_permutations, seed=seed, groups=groups)
+    i, j = _pairs(n)
+    ra_flat = to_square(ra).ravel()
+    null = np.empty(len(perms))
+    step = max(1, _CHUNK // max(i.size, 1))
+    with threadpool_limits(limits=1, user_api="blas"):
+        for s in range(0, len(perms), step):
+            p = perms[s:s + step]
+            g = np.take(ra_flat, p[:, i] * n + p[:, j])
+            null[s:s + step] = partial(g @ rb, g @ rc)
+    tol = 1e-12 * max(1.0, abs(value))
+    return value, float((1 + np.count_nonzero(null >= value - tol)) / (1 + len(null)))
+
+
+def paired_bootstrap(samples_a: np.ndarray, samples_b: np.ndarray, *, confidence: float = 0.95
+                     ) -> tuple[float, float, float]:
+    """``(ci_low, ci_high, p)`` of the difference of two encoders' fits from bootstrap samples drawn on the *same*
+    resamples (same items, groups and seed): percentile interval and two-sided bootstrap p of ``a − b = 0``."""
+    d = np.asarray(samples_a, dtype=np.float64) - np.asarray(samples_b, dtype=np.float64)
+    d = d[np.isfinite(d)]
+    if d.size < 2:
+        return float("nan"), float("nan"), float("nan")
+    lo, hi = np.quantile(d, [(1 - confidence) / 2, (1 + confidence) / 2])
+    p = min(1.0, 2 * min((1 + np.sum(d <= 0)) / (1 + d.size), (1 + np.sum(d >= 0)) / (1 + d.size)))
+    return float(lo), float(hi), float(p)

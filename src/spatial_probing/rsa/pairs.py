@@ -14,7 +14,7 @@ Per dataset, encoder and layer (text side, every text encoder):
   **text-plausibility baseline, not grounding**. For What'sUp this is the 4-way text-only baseline.
 
 Per dataset and CLIP text+image encoder, where the images exist (``itm``): image–text matching, the true
-caption must score strictly higher than every other option against the image (ARO images are cropped to the
+caption must score highest against the image (a tie among t options earns 1/t; ARO images are cropped to the
 record's box, as upstream). Accuracy per relation and per subset (micro) and ``itm-macro``, the mean of the
 per-relation accuracies; both with image-resampling intervals (ARO's macro and micro differ by ~9 points for
 CLIP, so both are reported).
@@ -22,8 +22,6 @@ CLIP, so both are reported).
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,10 +33,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from spatial_probing.data import DataError, Example, load_dataset
 from spatial_probing.data.paths import resolve_dataset_dir
-from spatial_probing.io import atomic_path, atomic_write_json, package_versions, sha256_bytes, sha256_texts
-from spatial_probing.probe.choice import ChoiceItems, blind_choice_probe, choice_items, strict_argmax_hits
-from spatial_probing.probe.runner import cap_examples, part_is_current, pending_units, safe_name
+from spatial_probing.io import atomic_path, atomic_write_json, sha256_bytes
+from spatial_probing.probe.choice import ChoiceItems, argmax_credit, blind_choice_probe, choice_items
+from spatial_probing.probe.runner import (
+    PROBE_FORMAT_VERSION, cap_examples, examples_hash, part_is_current, pending_units, safe_name,
+)
 from spatial_probing.probe.stats import cluster_bootstrap
+from spatial_probing.rsa.runner import assemble_parts
 
 PairsDataset = Literal["sugarcrepe", "aro", "whatsup"]
 PAIRS_COLUMNS = ["dataset", "encoder", "layer", "analysis", "subset_kind", "subset", "value", "ci_low", "ci_high",
@@ -48,7 +49,7 @@ NOTES = {
     "cosine": "cos(true caption, negative): 1 = the change does not move the embedding",
     "blind-choice": "text-only choice probe: a text-plausibility baseline, not grounding",
     "blind-choice-shuffled": "control: the blind probe with each item's true option drawn at random",
-    "itm": "image-text matching: true caption scores strictly above every other option",
+    "itm": "image-text matching: the true caption scores highest against the image (a t-way tie earns 1/t)",
     "itm-macro": "image-text matching, mean of per-relation accuracies",
 }
 #: The annotation field that names an item's image, for error messages.
@@ -116,8 +117,8 @@ def text_rows(x: np.ndarray, items: ChoiceItems, *, dataset: str, encoder: str, 
                        for a in ("blind-choice", "blind-choice-shuffled")]
     if not probe:
         return rows
-    hits = blind_choice_probe(x, items, n_folds=n_folds, C=C, seed=seed).astype(np.float64)
-    control = blind_choice_probe(x, items, n_folds=n_folds, C=C, seed=seed, shuffle_labels=True).astype(np.float64)
+    hits = blind_choice_probe(x, items, n_folds=n_folds, C=C, seed=seed)
+    control = blind_choice_probe(x, items, n_folds=n_folds, C=C, seed=seed, shuffle_labels=True)
     for kind, name, m in _subsets(items):
         ctrl = _row(control, items, m, n_boot=n_boot, seed=seed, analysis="blind-choice-shuffled",
                     subset_kind=kind, subset=name, **key)
@@ -135,7 +136,7 @@ def itm_rows(text: np.ndarray, image: np.ndarray, items: ChoiceItems, *, dataset
     t = t / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12)
     v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
     scores = np.einsum("nkd,nkd->nk", t[items.options], v[items.options])
-    hits = strict_argmax_hits(scores, items.correct).astype(np.float64)
+    hits = argmax_credit(scores, items.correct)
     key = {"dataset": dataset, "encoder": encoder, "layer": "final", "chance": 1 / items.k}
     rows = [_row(hits, items, m, n_boot=n_boot, seed=seed, analysis="itm", subset_kind=kind, subset=name, **key)
             for kind, name, m in _subsets(items)]
@@ -224,14 +225,20 @@ class PairsUnit(BaseModel):
         return sha256_bytes(self.model_dump_json().encode())[:16]
 
 
-def pairs_units(settings: PairsSettings | None, run_encoders: Sequence[str], *, layers: str = "all",
-                device: str = "auto") -> list[PairsUnit]:
-    """Text units (every dataset × text encoder) then image–text matching units (dataset × ``itm_encoders``)."""
+def pairs_units(settings: PairsSettings | None, run_encoders: Sequence[str], *, lexical_floor: Sequence[str] = (),
+                layers: str = "all", device: str = "auto") -> list[PairsUnit]:
+    """Text units (every dataset × text encoder, then the run's lexical floor) then image–text matching units
+    (dataset × ``itm_encoders``). One-layer encoders (``bow:``, ``order:``, ``static:…``) take their one layer."""
+    from spatial_probing.embed.config import LEXICAL_ENCODERS
+
     if settings is None:
         return []
-    layers = settings.layers or layers
-    text = [PairsUnit(dataset=d, encoder=e, mode="text", settings=settings, layers=layers, device=device)
-            for d in settings.datasets for e in (settings.encoders or run_encoders)]
+    names = list(settings.encoders or run_encoders)
+    names += [f for f in lexical_floor if f not in names]
+    one_layer = {e for e in names if e in LEXICAL_ENCODERS or e.startswith("static:")}
+    text = [PairsUnit(dataset=d, encoder=e, mode="text", settings=settings, device=device,
+                      layers="all" if e in one_layer else settings.layers or layers)
+            for d in settings.datasets for e in names]
     return text + [PairsUnit(dataset=d, encoder=e, mode="itm", settings=settings, layers="final", device=device)
                    for d in settings.datasets for e in settings.itm_encoders]
 
@@ -294,7 +301,7 @@ def run_pairs_unit(unit: PairsUnit, *, data_dir: str | Path | None = None, model
     """Embed and analyse one unit; returns (rows, metadata)."""
     from tqdm.auto import tqdm
 
-    from spatial_probing.embed import embed_examples, load_encoder
+    from spatial_probing.embed import embed_examples, fit_lexical, is_lexical_floor, load_encoder
 
     examples = pairs_examples(unit, data_dir)
     groups = choice_items(examples)
@@ -314,7 +321,20 @@ def run_pairs_unit(unit: PairsUnit, *, data_dir: str | Path | None = None, model
         if encoder.config.modality != "text":
             raise ValueError(f"pairs.encoders: {unit.encoder!r} is a {encoder.config.modality} encoder; the text-side "
                              f"analyses need a text encoder (use pairs.itm_encoders for image-text matching)")
-        emb = embed_examples(examples, encoder, layers=unit.layers, cache_dir=cache_dir, show_progress=show_progress)
+        # a lexical-floor encoder (bow:, order:) is fitted on the captions it compares: there is no held-out side
+        # here, and what it learns (a vocabulary, noun slots) uses no label
+        try:
+            fit_lexical(encoder, examples)
+            emb = embed_examples(examples, encoder, layers=unit.layers, cache_dir=cache_dir,
+                                 show_progress=show_progress)
+        except ValueError as err:  # e.g. order: on captions without parsed noun slots: reported, not a crash
+            if not is_lexical_floor(unit.encoder):
+                raise
+            log(f"  pairs {unit.dataset} × {unit.encoder}: not run: {err}")
+            rows.append({**dict.fromkeys(PAIRS_COLUMNS, np.nan), "dataset": unit.dataset, "encoder": unit.encoder,
+                         "layer": "", "analysis": "cosine", "subset_kind": "all", "subset": "all",
+                         "n_items": sum(len(g) for g in groups), "n_clusters": 0, "note": f"not run: {err}"})
+            emb = {}
         for layer, x in tqdm(emb.items(), desc=f"pairs {unit.dataset} × {unit.encoder}", unit="layer",
                              disable=not show_progress, leave=False):
             for items in groups:
@@ -324,7 +344,7 @@ def run_pairs_unit(unit: PairsUnit, *, data_dir: str | Path | None = None, model
     meta = {"unit": unit.model_dump(mode="json"), "config_hash": unit.digest(), "dataset": unit.dataset,
             "encoder": encoder.info.model_dump(mode="json"), "n_examples": len(examples),
             "n_items": {f"{g.k}-way": len(g) for g in groups},
-            "data_hash": sha256_texts(f"{e.id}\x1f{e.text}" for e in examples)}
+            "data_hash": examples_hash(examples), "format_version": PROBE_FORMAT_VERSION}
     log(f"  pairs {unit.dataset} × {unit.encoder} ({unit.mode}): {sum(len(g) for g in groups)} items, {len(rows)} rows")
     return pd.DataFrame(rows, columns=PAIRS_COLUMNS), meta
 
@@ -337,25 +357,8 @@ def _part_paths(out_dir: Path, unit: PairsUnit) -> tuple[Path, Path]:
 def assemble_pairs(out_dir: str | Path, *, command: str = "", config: dict[str, Any] | None = None,
                    started: str | None = None) -> dict[str, Path]:
     """Concatenate ``pairs_parts/`` into ``pairs.parquet``/``pairs.csv`` and ``pairs_manifest.json`` (atomically)."""
-    out_dir = Path(out_dir)
-    metas = sorted((out_dir / "pairs_parts").glob("*.json"))
-    if not metas:
-        raise ValueError(f"{out_dir}: no completed pairs units under pairs_parts/ to assemble")
-    tables = [t for t in (pd.read_parquet(m.with_suffix(".parquet")) for m in metas) if not t.empty]
-    table = pd.concat(tables or [pd.DataFrame(columns=PAIRS_COLUMNS)], ignore_index=True)
-    table = table.sort_values(PAIRS_COLUMNS[:6], kind="mergesort").reset_index(drop=True)
-    paths = {"pairs": out_dir / "pairs.parquet", "pairs_csv": out_dir / "pairs.csv",
-             "pairs_manifest": out_dir / "pairs_manifest.json"}
-    with atomic_path(paths["pairs"]) as tmp:
-        table.to_parquet(tmp, index=False)
-    with atomic_path(paths["pairs_csv"]) as tmp:
-        table.to_csv(tmp, index=False)
-    atomic_write_json(paths["pairs_manifest"], {
-        "command": command, "config": config or {}, "started": started,
-        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), "versions": package_versions(),
-        "units": [json.loads(m.read_text()) for m in metas],
-        "tables_sha256": {k: hashlib.sha256(paths[k].read_bytes()).hexdigest() for k in ("pairs", "pairs_csv")}})
-    return paths
+    return assemble_parts(out_dir, "pairs", PAIRS_COLUMNS, PAIRS_COLUMNS[:6], what="caption-choice", command=command,
+                          config=config, started=started)
 
 
 def run_pairs(units: Sequence[PairsUnit], out_dir: str | Path, *, data_dir: str | Path | None = None,
@@ -369,7 +372,8 @@ def run_pairs(units: Sequence[PairsUnit], out_dir: str | Path, *, data_dir: str 
 
     def done(unit: PairsUnit, weights: str) -> bool:
         table, meta = _part_paths(out_dir, unit)
-        return table.is_file() and part_is_current(meta, unit.digest(), weights)
+        return table.is_file() and part_is_current(meta, unit.digest(), weights,
+                                                   lambda: examples_hash(pairs_examples(unit, data_dir)))
 
     for unit, model_path in pending_units(units, done, stage="pairs", label=lambda u: f"{u.dataset} × {u.encoder} "
                                           f"({u.mode})", model_paths=model_paths, cache_dir=cache_dir, log=log):

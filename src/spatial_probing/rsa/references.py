@@ -17,6 +17,19 @@
   similarity means the encoder groups captions by meaning rather than by shared words (the
   swapped caption has exactly the original's words, the converse different relation words).
 
+* ``geometry`` — synthetic scenes: the grid offset ``(dx, dy)`` of the caption's subject from its
+  object *as the scene has them* (``Example.source["scene"]["objects"]``), whatever the caption
+  claims: Euclidean distance between the items' offsets. A true and a false caption about the
+  same two objects in the same order get the same offset; the swapped and the converse caption
+  (the other object first) get the opposite one. Unlike ``direction`` (the relation word's
+  vector), a false caption's offset is the scene's, not its words'. Items whose objects cannot
+  be found are excluded. (For
+  StepGame the ``direction`` reference is the 2-D vector of the answer label; composing it along
+  the story from the statements is not derived.)
+
+:func:`bag_of_words_rdm` is the lexical RDM partial RSA controls for (cosine distance of unigram +
+bigram counts of the texts).
+
 Condition-structured references also carry a condition-level RDM (``labels`` × ``labels``) for
 heatmaps; for ``converse`` it is the mean within-scene dissimilarity between caption variants.
 """
@@ -31,7 +44,7 @@ import numpy as np
 from spatial_probing.data.schema import STEPGAME_DIRECTIONS, Example
 from spatial_probing.data.synthetic import CONVERSE, RELATION_DIRECTIONS
 
-REFERENCES = ("relation", "category", "direction", "converse")
+REFERENCES = ("relation", "category", "direction", "converse", "geometry")
 _DIRECTIONS: dict[str, dict[str, tuple[int, int] | None]] = {
     "stepgame": dict(STEPGAME_DIRECTIONS), "synthetic": dict(RELATION_DIRECTIONS)}
 
@@ -140,11 +153,53 @@ def _converse(examples: Sequence[Example]) -> Reference:
     return Reference("converse", keep, rdm, labels, cond, groups, note)
 
 
+def _offset(e: Example) -> tuple[float, float] | None:
+    """The scene's ``(dx, dy)`` of the caption's subject relative to its object, or None if not derivable."""
+    objects = (e.source.get("scene") or {}).get("objects") or []
+    where = {f"{o.get('colour')} {o.get('shape')}": (o.get("x"), o.get("y")) for o in objects if isinstance(o, dict)}
+    a, b = where.get(str(e.subject)), where.get(str(e.object))
+    if a is None or b is None or None in a + b:
+        return None
+    return float(a[0] - b[0]), float(a[1] - b[1])
+
+
+def _geometry(examples: Sequence[Example]) -> Reference:
+    offsets = [_offset(e) for e in examples]
+    keep = np.array([o is not None for o in offsets], dtype=bool)
+    if keep.sum() < 3:
+        raise NotApplicable(f"reference 'geometry': only {int(keep.sum())} of {len(examples)} items have scene "
+                            "coordinates for their subject and object (synthetic scenes); need at least 3")
+    v = np.array([o for o in offsets if o is not None])
+    if np.all(v == v[0]):
+        raise NotApplicable("reference 'geometry': every item has the same offset; need 2 or more")
+    labels, codes = np.unique([f"{dx:+.0f},{dy:+.0f}" for dx, dy in v], return_inverse=True)
+    centres = np.array([[float(t) for t in lab.split(",")] for lab in labels])
+    cond = np.sqrt(((centres[:, None] - centres[None]) ** 2).sum(-1))
+    i, j = np.triu_indices(len(v), k=1)
+    rdm = np.sqrt(((v[i] - v[j]) ** 2).sum(-1))
+    dropped = int((~keep).sum())
+    note = f"excluded {dropped} of {len(examples)} items without scene coordinates" if dropped else ""
+    return Reference("geometry", keep, rdm, labels, cond, None, note)
+
+
+def bag_of_words_rdm(texts: Sequence[str]) -> np.ndarray:
+    """Condensed cosine-distance RDM of unigram + bigram counts: what the words alone make similar."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    counts = CountVectorizer(ngram_range=(1, 2), lowercase=True).fit_transform(list(texts)).astype(np.float64)
+    x = counts.toarray()
+    norms = np.linalg.norm(x, axis=1)
+    x = x / np.where(norms > 0, norms, 1.0)[:, None]
+    i, j = np.triu_indices(len(texts), k=1)
+    return 1.0 - np.einsum("ij,ij->i", x[i], x[j])
+
+
 _BUILDERS: dict[str, Callable[[Sequence[Example]], Reference]] = {
     "relation": lambda ex: _by_condition("relation", ex, lambda e: e.relation, _different, "a relation"),
     "category": lambda ex: _by_condition("category", ex, lambda e: e.category, _different, "a category"),
     "direction": _direction,
     "converse": _converse,
+    "geometry": _geometry,
 }
 
 

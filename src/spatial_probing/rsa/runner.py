@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -31,12 +31,16 @@ from spatial_probing.probe.runner import (PROBE_FORMAT_VERSION, examples_hash, p
                                           safe_name, task_examples)
 from spatial_probing.probe.tasks import TASKS, get_task
 from spatial_probing.rsa.compare import COMPARISON_METHODS
-from spatial_probing.rsa.inference import bootstrap_ci, permutation_test
+from spatial_probing.probe.stats import holm
+from spatial_probing.rsa.inference import bootstrap_samples, paired_bootstrap, partial_spearman, permutation_test
 from spatial_probing.rsa.rdm import RDM_METHODS, calc_rdm, condition_centroids, to_square
-from spatial_probing.rsa.references import REFERENCES, Reference, applicable_references
+from spatial_probing.rsa.references import REFERENCES, Reference, applicable_references, bag_of_words_rdm
 
 RSA_COLUMNS = ["dataset", "encoder", "layer", "reference", "rdm_method", "comparison", "value", "p_value", "ci_low",
-               "ci_high", "n_items", "n_permutations"]
+               "ci_high", "n_items", "n_permutations", "partial_value", "partial_p", "p_holm"]
+#: Paired encoder comparisons of fit to a reference (``rsa_pairs.parquet``): same resamples, Holm over all pairs.
+PAIR_COLUMNS = ["dataset", "reference", "rdm_method", "comparison", "encoder_a", "layer_a", "encoder_b", "layer_b",
+                "value_a", "value_b", "diff", "ci_low", "ci_high", "p_value", "p_holm", "n_boot"]
 
 
 def _known(values: list[str] | None, allowed: Sequence[str], what: str) -> list[str] | None:
@@ -162,24 +166,79 @@ def _subset(square: np.ndarray, keep: np.ndarray) -> np.ndarray:
 
 
 def rsa_rows(embeddings: dict[str, np.ndarray], references: dict[str, Reference], settings: RSASettings, *,
-             dataset: str, encoder: str) -> pd.DataFrame:
-    """One row per layer × RDM method × reference × comparison (value, permutation p, bootstrap CI)."""
+             dataset: str, encoder: str, texts: Sequence[str] | None = None,
+             clusters: Sequence[str] | None = None) -> pd.DataFrame:
+    """One row per layer × RDM method × reference × comparison (value, permutation p, clustered bootstrap CI).
+
+    With ``texts``, ``partial_value``/``partial_p`` are the partial Spearman fit controlling for the texts'
+    bag-of-words RDM (references without NaN pairs). Bootstrap intervals resample ``clusters`` (the items'
+    scenes, images, stories) unless the reference has its own blocks; the samples are kept in ``boot``
+    so that two encoders can be compared on the same resamples (:func:`rsa_pairs`).
+    """
+    bow = to_square(bag_of_words_rdm(texts)) if texts is not None else None
+    cl = np.asarray(clusters, dtype=object) if clusters is not None else None
     rows = []
     for layer, x in embeddings.items():
         for rdm_method in settings.rdm_methods:
             square = to_square(calc_rdm(x, method=rdm_method))
             for ref_name, ref in references.items():
                 a = _subset(square, ref.keep)
+                groups = ref.groups if ref.groups is not None else (cl[ref.keep] if cl is not None else None)
                 for method in settings.comparisons:
                     test = permutation_test(a, ref.rdm, method=method, n_permutations=settings.n_permutations,
                                             seed=settings.seed, groups=ref.groups)
-                    lo, hi = bootstrap_ci(a, ref.rdm, method=method, n_boot=settings.n_boot, seed=settings.seed,
-                                          groups=ref.groups)
+                    boot = bootstrap_samples(a, ref.rdm, method=method, n_boot=settings.n_boot, seed=settings.seed,
+                                             groups=groups) if settings.n_boot else np.empty(0)
+                    ok = boot[np.isfinite(boot)]
+                    lo, hi = np.quantile(ok, [0.025, 0.975]) if ok.size >= 2 else (np.nan, np.nan)
+                    pv, pp = np.nan, np.nan
+                    if bow is not None and method in ("rho_a", "spearman") and not np.isnan(ref.rdm).any():
+                        pv, pp = partial_spearman(a, ref.rdm, _subset(bow, ref.keep),
+                                                  n_permutations=settings.n_permutations, seed=settings.seed,
+                                                  groups=ref.groups)
                     rows.append({"dataset": dataset, "encoder": encoder, "layer": layer, "reference": ref_name,
                                  "rdm_method": rdm_method, "comparison": method, "value": test.value,
-                                 "p_value": test.p_value, "ci_low": lo, "ci_high": hi,
-                                 "n_items": int(ref.keep.sum()), "n_permutations": int(len(test.null))})
-    return pd.DataFrame(rows, columns=RSA_COLUMNS)
+                                 "p_value": test.p_value, "ci_low": float(lo), "ci_high": float(hi),
+                                 "n_items": int(ref.keep.sum()), "n_permutations": int(len(test.null)),
+                                 "partial_value": pv, "partial_p": pp, "p_holm": np.nan, "boot": boot.tolist()})
+    return pd.DataFrame(rows, columns=RSA_COLUMNS + ["boot"])
+
+
+def with_holm(table: pd.DataFrame) -> pd.DataFrame:
+    """``p_holm``: permutation p-values Holm-corrected over layers × references, per dataset × encoder × method."""
+    out = table.reset_index(drop=True)
+    out["p_holm"] = np.nan
+    for _, idx in out.groupby(["dataset", "encoder", "rdm_method", "comparison"], sort=False).groups.items():
+        out.loc[idx, "p_holm"] = holm(out.loc[idx, "p_value"].to_numpy(dtype=np.float64))
+    return out
+
+
+def rsa_pairs(table: pd.DataFrame) -> pd.DataFrame:
+    """Every two encoders' fit to the same reference at each one's last layer, compared on the same bootstrap
+    resamples (paired percentile interval and bootstrap p of the difference), Holm over all pairs."""
+    from spatial_probing.report.summary import layer_sort_key  # the report reads RSA at the same layer
+
+    if table.empty or "boot" not in table.columns:
+        return pd.DataFrame(columns=PAIR_COLUMNS)
+    keys = ["dataset", "reference", "rdm_method", "comparison"]
+    rows = []
+    for key, grp in table.groupby(keys, sort=True):
+        last = {e: max(g.layer, key=layer_sort_key) for e, g in grp.groupby("encoder")}
+        cells = {e: grp[(grp.encoder == e) & (grp.layer == lay)].iloc[0] for e, lay in last.items()}
+        names = sorted(cells)
+        for i, ea in enumerate(names):
+            for eb in names[i + 1:]:
+                a, b = cells[ea], cells[eb]
+                if len(a.boot) == 0 or len(a.boot) != len(b.boot) or a.n_items != b.n_items:
+                    continue
+                lo, hi, p = paired_bootstrap(np.asarray(a.boot), np.asarray(b.boot))
+                rows.append(dict(zip(keys, key), encoder_a=ea, layer_a=a.layer, encoder_b=eb, layer_b=b.layer,
+                                 value_a=a.value, value_b=b.value, diff=a.value - b.value, ci_low=lo, ci_high=hi,
+                                 p_value=p, n_boot=len(a.boot)))
+    out = pd.DataFrame(rows, columns=PAIR_COLUMNS)
+    if not out.empty:
+        out["p_holm"] = holm(out.p_value.to_numpy(dtype=np.float64))
+    return out
 
 
 def _write_npz(path: Path, **arrays: Any) -> None:
@@ -237,8 +296,9 @@ def run_rsa_unit(unit: RSAUnit, out_dir: str | Path, *, data_dir: str | Path | N
         if ref.note:
             log(f"  rsa {dataset}: reference {name!r}: {ref.note}")
     x = {layer: np.asarray(v, dtype=np.float64)[rows] for layer, v in emb.items()}
-    table = rsa_rows(x, refs, unit.settings, dataset=dataset, encoder=unit.encoder) if refs else \
-        pd.DataFrame(columns=RSA_COLUMNS)
+    table = rsa_rows(x, refs, unit.settings, dataset=dataset, encoder=unit.encoder, texts=[e.text for e in chosen],
+                     clusters=[str(e.group or e.id) for e in chosen]) if refs else \
+        pd.DataFrame(columns=RSA_COLUMNS + ["boot"])
     files = write_condition_rdms(out_dir, x, chosen, refs, dataset=dataset, encoder=unit.encoder,
                                  rdm_method=unit.settings.rdm_methods[0])
     meta = {"unit": unit.model_dump(mode="json"), "config_hash": unit.digest(), "dataset": dataset,
@@ -267,11 +327,13 @@ def _done(out_dir: Path, unit: RSAUnit, weights_hash: str | None = None, data_di
 
 
 def assemble_parts(out_dir: str | Path, name: str, columns: list[str], sort_by: list[str], *, what: str,
-                   command: str = "", config: dict[str, Any] | None = None,
-                   started: str | None = None) -> dict[str, Path]:
+                   command: str = "", config: dict[str, Any] | None = None, started: str | None = None,
+                   derive: Callable[[pd.DataFrame], tuple[pd.DataFrame, dict[str, pd.DataFrame]]] | None = None
+                   ) -> dict[str, Path]:
     """Concatenate ``{name}_parts/`` into ``{name}.parquet``/``.csv`` and ``{name}_manifest.json`` (atomically).
 
     Shared by the RSA and the meaning-over-words steps (each part: a parquet table and its JSON metadata).
+    ``derive(table)`` may rewrite the table and add tables (each written as ``<key>.parquet``/``.csv``).
     """
     out_dir = Path(out_dir)
     metas = sorted((out_dir / f"{name}_parts").glob("*.json"))
@@ -280,12 +342,15 @@ def assemble_parts(out_dir: str | Path, name: str, columns: list[str], sort_by: 
     tables = [pd.read_parquet(m.with_suffix(".parquet")) for m in metas]
     table = pd.concat([t for t in tables if not t.empty] or [pd.DataFrame(columns=columns)], ignore_index=True)
     table = table.sort_values(sort_by, kind="mergesort").reset_index(drop=True)
+    table, extra = derive(table) if derive is not None else (table, {})
     paths = {name: out_dir / f"{name}.parquet", f"{name}_csv": out_dir / f"{name}.csv",
              f"{name}_manifest": out_dir / f"{name}_manifest.json"}
-    with atomic_path(paths[name]) as tmp:
-        table.to_parquet(tmp, index=False)
-    with atomic_path(paths[f"{name}_csv"]) as tmp:
-        table.to_csv(tmp, index=False)
+    for key, df in {name: table, **extra}.items():
+        paths[key], paths[f"{key}_csv"] = out_dir / f"{key}.parquet", out_dir / f"{key}.csv"
+        with atomic_path(paths[key]) as tmp:
+            df.to_parquet(tmp, index=False)
+        with atomic_path(paths[f"{key}_csv"]) as tmp:
+            df.to_csv(tmp, index=False)
     atomic_write_json(paths[f"{name}_manifest"], {
         "command": command, "config": config or {}, "started": started,
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), "versions": package_versions(),
@@ -298,7 +363,14 @@ def assemble_rsa(out_dir: str | Path, *, command: str = "", config: dict[str, An
                  started: str | None = None) -> dict[str, Path]:
     """Concatenate ``rsa_parts/`` into ``rsa.parquet``/``rsa.csv`` and ``rsa_manifest.json`` (atomically)."""
     return assemble_parts(out_dir, "rsa", RSA_COLUMNS, RSA_COLUMNS[:6], what="RSA", command=command, config=config,
-                          started=started)
+                          started=started, derive=_holm_and_pairs)
+
+
+def _holm_and_pairs(table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """Holm over layers × references, and the paired encoder comparisons (``rsa_pairs``) from the kept resamples."""
+    table = with_holm(table)
+    pairs = rsa_pairs(table)
+    return table.reindex(columns=RSA_COLUMNS), {"rsa_pairs": pairs}
 
 
 def run_rsa(units: Sequence[RSAUnit], out_dir: str | Path, *, data_dir: str | Path | None = None,
@@ -311,7 +383,7 @@ def run_rsa(units: Sequence[RSAUnit], out_dir: str | Path, *, data_dir: str | Pa
     cache_dir = cache_dir if cache_dir is not None else out_dir / "cache"
     for unit, model_path in pending_units(units, lambda u, w: _done(out_dir, u, w, data_dir), stage="rsa",
                                           label=lambda u: f"{u.task} × {u.encoder}", model_paths=model_paths,
-                                          cache_dir=cache_dir, log=log):
+                                          cache_dir=cache_dir, log=log, show_progress=show_progress):
         table, meta = run_rsa_unit(unit, out_dir, data_dir=data_dir, model_path=model_path, cache_dir=cache_dir,
                                    image_dir=image_dir, show_progress=show_progress, log=log)
         table_path, meta_path = _part_paths(out_dir, unit)
