@@ -86,4 +86,5 @@ def run_config(config: Path = typer.Argument(..., help="Run config YAML (tasks, 
         loaded = load_run_config(config)
         check_run_config(loaded, source=config)  # every problem at once, before anything is written
         paths = run(loaded, command=shlex.join(sys.argv), log=typer.echo, show_progress=progress_wanted(quiet))
-    typer.echo(f"wrote {paths['results']}, {paths['comparisons']}, {paths['manifest']}")
+    typer.echo("wrote " + ", ".join(str(paths[k]) for k in ("results", "comparisons", "summary", "manifest")
+                                    if k in paths))  # a founding-study run has summary, not results

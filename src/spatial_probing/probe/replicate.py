@@ -35,6 +35,10 @@ from spatial_probing.probe.founding import (
 
 __all__ = ["REPLICATION_DIR", "embedding_layer", "run_founding_study", "write_table"]
 
+#: Columns of ``comparisons.csv`` (also when a run has one encoder and so no pair).
+COMPARISON_COLUMNS = ["protocol", "split", "encoder_a", "encoder_b", "diff", "ci_low", "ci_high", "wilcoxon_p",
+                      "permutation_p", "n_a_better", "n_b_better", "n_relations"]
+
 #: Sub-folder of the run directory holding the replication tables.
 REPLICATION_DIR = "replication"
 
@@ -209,7 +213,7 @@ def run_founding_study(config: Any, *, command: str = "", log=print, show_progre
                                 **compare_across_relations(sa.loc[common_rel], sb.loc[common_rel],
                                                            seed=config.seeds[0])})
     for stem_name, df in (("summary", pd.DataFrame(summary)), ("corrected", pd.concat(corrected, ignore_index=True)),
-                          ("comparisons", pd.DataFrame(comparisons))):
+                          ("comparisons", pd.DataFrame(comparisons, columns=COMPARISON_COLUMNS))):
         paths[stem_name] = write_table(df, out / stem_name)["parquet"]
     atomic_write_json(out / "manifest.json", {"command": command, "config": config.model_dump(mode="json"),
                                               "relations": kept, "n_train": len(train),

@@ -73,6 +73,13 @@ def replication_findings(tables: dict[str, pd.DataFrame]) -> list[str]:
                      f"captions repeat, word for word, a training caption (VSR reuses caption texts across images), "
                      f"so part of its score is recall of memorised captions; the corrected folds keep identical "
                      f"texts on one side.")
+    corr = tables.get("corrected")
+    if corr is not None and not corr.empty:
+        for enc, grp in corr[corr.split == "zeroshot"].groupby("encoder", sort=False):
+            above = int((grp.ci_low > grp.all_negative_macro_f1).sum())
+            lines.append(f"{enc} on the concept-disjoint (zero-shot) split: {above} of {len(grp)} relations' macro-F1 "
+                         f"intervals lie above the all-negative floor (mean macro-F1 {grp.macro_f1.mean():.3f}); "
+                         f"the result {'holds' if above * 2 > len(grp) else 'does not hold'} for unseen objects.")
     if comps is None or comps.empty:
         return lines
     founding = {(r.encoder_a, r.encoder_b): r for r in comps[comps.protocol == "founding"].itertuples()}
@@ -90,13 +97,6 @@ def replication_findings(tables: dict[str, pd.DataFrame]) -> list[str]:
                 "does not survive"
             claim = "" if f is None else f"; founding protocol: {f.diff:+.3f} (Wilcoxon {format_p(f.wilcoxon_p)})"
             lines.append(f"The encoder difference {verdict} the corrected protocol: {_pair_words(row)}{claim}.")
-    corr = tables.get("corrected")
-    if corr is not None and not corr.empty:
-        for enc, grp in corr[corr.split == "zeroshot"].groupby("encoder", sort=False):
-            above = int((grp.ci_low > grp.all_negative_macro_f1).sum())
-            lines.append(f"{enc} on the concept-disjoint (zero-shot) split: {above} of {len(grp)} relations' macro-F1 "
-                         f"intervals lie above the all-negative floor (mean macro-F1 {grp.macro_f1.mean():.3f}); "
-                         f"the result {'holds' if above * 2 > len(grp) else 'does not hold'} for unseen objects.")
     return lines
 
 
