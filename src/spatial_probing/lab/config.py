@@ -96,7 +96,7 @@ class TrainSpec(_Strict):
     ``num_threads`` is fixed so CPU results are bit-identical for a seed.
     """
 
-    steps: int = Field(460, ge=1)
+    steps: int = Field(400, ge=1)
     batch_size: int = Field(64, ge=2)
     lr: float = Field(3e-3, gt=0)
     weight_decay: float = Field(0.01, ge=0)
