@@ -153,8 +153,9 @@ def bootstrap_unit(correct: np.ndarray, masks: np.ndarray, *, clusters: Sequence
     codes = cluster_codes(clusters, n)
     num, _ = cluster_sums((m.T[:, :, None] * x[:, None, :]).reshape(n, S * R), codes)  # (G, S·R)
     den, _ = cluster_sums(m.T, codes)  # (G, S)
-    value = (num.sum(0).reshape(S, R) / np.maximum(den.sum(0), 1e-300)[:, None])
-    value[den.sum(0) == 0] = np.nan
+    total = den.sum(0).astype(np.float64)
+    value = num.sum(0).reshape(S, R).astype(np.float64) / np.where(total > 0, total, 1.0)[:, None]
+    value[total == 0] = np.nan  # an empty subset has no mean
     K = cluster_draws(num.shape[0], n_boot=n_boot, seed=seed, dtype=np.float32)
     with np.errstate(invalid="ignore", divide="ignore"):
         boot = (K @ num.astype(np.float32)).reshape(n_boot, S, R) / (K @ den.astype(np.float32))[:, :, None]

@@ -21,7 +21,7 @@ from spatial_probing.lab.config import OBJECTIVE_DESCRIPTIONS
 from spatial_probing.report.figures import Plot, make_figures
 from spatial_probing.report.replication import replication_section
 from spatial_probing.report.summary import (ALPHA, Finding, RunAnalysis, format_p, is_control, is_grounded,
-                                            is_reported_pair, verdict_finding)
+                                            is_reported_pair, points, verdict_finding)
 from spatial_probing.report.tables import RunTables, UnreadableRunError, load_run
 from spatial_probing.report.template import MACROS, TEMPLATE
 
