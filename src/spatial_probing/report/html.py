@@ -205,6 +205,31 @@ def _rsa_table(analysis: RunAnalysis) -> Table | None:
                   "bag-of-words RDM.")
 
 
+def _words_section(tables: RunTables) -> dict[str, Any] | None:
+    """The meaning-over-words index and the caption-pair step (:mod:`spatial_probing.report.words`), if run."""
+    from spatial_probing.report import words
+
+    meaning, pairs = words.meaning_rows(tables.meaning), words.pairs_rows(tables.pairs)
+    if not meaning and not pairs:
+        return None
+    mtable = _table([("dataset", False), ("encoder", False), ("layer", False), ("relation kind", False),
+                     ("index [95% CI]", True), ("triples", True), ("clusters", True)],
+                    [[d, e, layer, k, _ci(v, lo, hi), str(n), str(c)] for d, e, layer, k, v, lo, hi, n, c in meaning],
+                    [row[5] > 0.5 for row in meaning],
+                    "Share of (caption, converse paraphrase, argument swap) triples where the caption is closer to "
+                    "its paraphrase than to its swap, at each encoder's deepest layer. A bag of words scores 0 by "
+                    "construction (the swap shares every word). Highlighted: interval above 0.5. Intervals resample "
+                    "scenes/images.") if meaning else None
+    ptable = _table([("dataset", False), ("encoder", False), ("layer", False), ("analysis", False), ("subset", False),
+                     ("value [95% CI]", True), ("chance", True), ("items", True), ("what it measures", False)],
+                    [[d, e, layer, a, sub, _ci(v, lo, hi), _num(ch), str(n), note]
+                     for d, e, layer, a, sub, v, lo, hi, ch, n, note in pairs],
+                    caption="Caption pairs, text side: the blind choice probe is a text-plausibility baseline, not "
+                            "grounding; image–text matching needs images and an image–text encoder.") \
+        if pairs else None
+    return {"meaning_sentences": words.meaning_sentences(tables.meaning), "meaning": mtable, "pairs": ptable}
+
+
 def _setup(tables: RunTables, analysis: RunAnalysis) -> dict[str, Any]:
     r = tables.results
     units = (tables.manifest or {}).get("units", [])
@@ -400,7 +425,7 @@ def build_report(run_dir: str | Path, *, out: str | Path | None = None, figures_
         baseline_findings=[f for f in analysis.baseline_findings()  # per-category "at chance": chance_categories
                            if not (f.kind == "chance" and f.subset not in ("", "all"))],
         chance_categories=_chance_categories(analysis), accuracy=_accuracy_table(analysis),
-        rsa_findings=analysis.rsa_findings(), rsa=_rsa_table(analysis), lab=lab,
+        rsa_findings=analysis.rsa_findings(), rsa=_rsa_table(analysis), lab=lab, words=_words_section(tables),
         replication=replication_section(run_dir),
         figures={"probing_categories": [drawn[n] for n in _PROBING_CATEGORY_FIGURES if n in drawn],
                  "probing": [f for n, f in drawn.items()

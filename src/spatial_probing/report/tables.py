@@ -28,6 +28,9 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
             "ci_high", "n_items", "n_permutations"),
     "rsa_pairs": ("dataset", "reference", "rdm_method", "comparison", "encoder_a", "encoder_b", "diff", "ci_low",
                   "ci_high", "p_value", "p_holm"),
+    "meaning": ("dataset", "encoder", "layer", "kind", "value", "ci_low", "ci_high", "n_triples", "n_clusters"),
+    "pairs": ("dataset", "encoder", "layer", "analysis", "subset_kind", "subset", "value", "ci_low", "ci_high",
+              "chance", "n_items", "note"),
 }
 _TEXT_COLUMNS = ("layer", "subset", "layer_a", "layer_b", "cluster", "k", "category", "relation", "question_type")
 _RDM_NAME = re.compile(r"^(?P<dataset>.+?)__(?P<encoder>.+)__(?P<layer>.+)$")
@@ -73,6 +76,8 @@ class RunTables:
     comparisons: pd.DataFrame | None = None
     rsa: pd.DataFrame | None = None
     rsa_pairs: pd.DataFrame | None = None
+    meaning: pd.DataFrame | None = None
+    pairs: pd.DataFrame | None = None
     manifest: dict[str, Any] | None = None
     rdms: list[RDMFile] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
@@ -155,6 +160,9 @@ def load_run(run_dir: str | Path) -> RunTables:
     tables.comparisons = _read_table(run_dir / "comparisons.parquet", "comparisons", tables)
     tables.rsa = _read_table(run_dir / "rsa.parquet", "rsa", tables)
     tables.rsa_pairs = _read_table(run_dir / "rsa_pairs.parquet", "rsa_pairs", tables)
+    tables.meaning = _read_table(run_dir / "meaning.parquet", "meaning", tables)
+    if (run_dir / "pairs.parquet").exists():  # the caption-choice step is off unless a config asks for it
+        tables.pairs = _read_table(run_dir / "pairs.parquet", "pairs", tables)
     manifest_path = run_dir / "manifest.json"
     if not manifest_path.is_file():
         tables.note_missing("manifest.json: not found")

@@ -60,7 +60,7 @@ code { font-size: .85em; }
 {% if missing %}<li><a href="#missing">{{ missing | length }} piece{{ "s" if missing | length != 1 }} not in this run</a></li>{% endif %}
 </ul>
 <nav class="toc"><a href="#setup">Setup</a><a href="#comparisons">Comparisons</a><a href="#categories">Categories</a>
-<a href="#baselines">Baselines</a><a href="#rsa">RSA</a>{% if lab %}<a href="#lab">Lab</a>{% endif %}<a href="#missing">Not in this run</a>
+<a href="#baselines">Baselines</a><a href="#rsa">RSA</a>{% if words %}<a href="#words">Meaning over words</a>{% endif %}{% if lab %}<a href="#lab">Lab</a>{% endif %}<a href="#missing">Not in this run</a>
 <a href="#manifest">Manifest</a></nav>
 </div>
 
@@ -139,6 +139,16 @@ which relation types gain from grounding.</p>
 {{ table(rsa) }}
 {% else %}<p class="muted">No RSA results in this run.</p>{% endif %}
 {% for fig in figures.rsa %}{{ figure(fig) }}{% endfor %}
+
+{% if words %}
+<h2 id="words">Meaning over words</h2>
+<p>Targets whose answer the words alone cannot give: a converse paraphrase says the same in other words, an argument
+swap says the opposite in the same words. A representation that encodes the spatial meaning puts the caption nearer
+its paraphrase; one that encodes the words puts it nearer its swap.</p>
+{% if words.meaning_sentences %}<ul>{% for s in words.meaning_sentences %}<li>{{ s }}</li>{% endfor %}</ul>{% endif %}
+{% if words.meaning %}{{ table(words.meaning) }}{% endif %}
+{% if words.pairs %}<h3 id="caption-pairs">Caption pairs (SugarCrepe, ARO, What'sUp)</h3>{{ table(words.pairs) }}{% endif %}
+{% endif %}
 
 {% if lab %}
 <h2 id="lab">Grounding lab: matched encoders, three objectives, with and without hard negatives</h2>
