@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -38,6 +39,7 @@ def test_report_on_a_real_tiny_run(tmp_path: Path) -> None:
         assert (config.out / "figures" / f"{name}.png").is_file(), name
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
     assert "Grounded encoder(s) in this run: clip-text" in text
-    assert str(models["clip-text"]) in text  # the encoder's source, from the manifest
+    # the encoder's source, from the manifest, written relative to the run directory (no machine's folders)
+    assert os.path.relpath(models["clip-text"], config.out.resolve()) in text and str(models["clip-text"]) not in text
     missing = text.split("Not in this run", 2)[-1]
     assert "no per-k rows" in missing and "no lab encoders" in missing and "rsa.parquet" not in missing
