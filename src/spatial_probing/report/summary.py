@@ -412,8 +412,14 @@ class RunAnalysis:
                     f"{r['high']:.3f}], chance {r['chance']:.3f})")
             m = memo.get(r["task"])
             if r["status"] == "below chance" and r["what"] != "caption-memorisation baseline":
-                text += (": caption memorisation (its baseline is below chance too)" if m and
-                         m["status"] == "below chance" else " — a control that misbehaves")
+                if m and m["status"] == "below chance":
+                    text += ": caption memorisation (its baseline is below chance too)"
+                elif r["encoder"] != "(no encoder)" and not is_lexical_floor(r["encoder"]):
+                    text += (": the encoder follows a lexical shortcut this split is built to punish (e.g. the "
+                             "first-noun rule on converse transfer), which is a finding about the encoder, not "
+                             "evidence of spatial encoding")
+                else:
+                    text += " — a control that misbehaves"
             out.append(Finding(text + ".", "control", r["task"], row=r["row_id"]))
         n_inc = int((informative.verdict == "inconclusive").sum())
         if n_inc:
