@@ -179,3 +179,13 @@ def test_lab_answer_without_relation_kinds_is_empty(answer_predictions) -> None:
     from spatial_probing.lab.compare import lab_answer
 
     assert lab_answer(answer_predictions().drop(columns="category")).empty
+
+
+def test_summary_interval_stays_within_the_metric_range() -> None:
+    """Two lab seeds at 0.2 and 1.0: the t interval (±5.1 points × 0.4) is clipped to [0, 1], the mean is not."""
+    rows = [{"dataset": "synthetic", "task": "t", "encoder": f"lab-vision-s{s}", "layer": "final", "probe": "linear",
+             "seed": 0, "subset_kind": "all", "subset": "all", "metric": "accuracy", "value": v}
+            for s, v in ((0, 0.2), (1, 1.0))]
+    summary = objective_summary(pd.DataFrame(rows), metrics=("accuracy",))
+    row = summary.iloc[0]
+    assert row["mean"] == pytest.approx(0.6) and row.ci_low == 0.0 and row.ci_high == 1.0

@@ -96,9 +96,14 @@ def _t_interval(values: np.ndarray, confidence: float) -> tuple[float, float, fl
     return sd, mean - half, mean + half
 
 
+#: The range each summarised metric can take: a t interval over a few lab seeds is clipped to it.
+METRIC_RANGE = {"accuracy": (0.0, 1.0), "selectivity": (-1.0, 1.0)}
+
+
 def objective_summary(results: pd.DataFrame, *, metrics: tuple[str, ...] = ("accuracy", "selectivity"),
                       confidence: float = 0.95) -> pd.DataFrame:
-    """Per objective and cell (task × layer × probe × subset): mean over lab seeds and its t interval.
+    """Per objective and cell (task × layer × probe × subset): mean over lab seeds and its t interval (clipped to
+    the metric's range: with two seeds an accuracy interval otherwise runs past 0 and 1).
 
     Columns: ``lab, dataset, task, layer, probe, subset_kind, subset, metric, objective, n_seeds,
     mean, sd, ci_low, ci_high`` and, when the results hold them, ``chance`` and ``majority``.
@@ -112,7 +117,8 @@ def objective_summary(results: pd.DataFrame, *, metrics: tuple[str, ...] = ("acc
         for key, grp in per_seed.groupby(KEYS + ["objective"], sort=True):
             vals = grp["value"].to_numpy(dtype=np.float64)
             sd, lo, hi = _t_interval(vals, confidence)
-            rows.append((*key, metric, len(vals), float(vals.mean()), sd, lo, hi))
+            floor, ceiling = METRIC_RANGE.get(metric, (-np.inf, np.inf))
+            rows.append((*key, metric, len(vals), float(vals.mean()), sd, max(lo, floor), min(hi, ceiling)))
         frames.append(pd.DataFrame(rows, columns=KEYS + ["objective", "metric", "n_seeds", "mean", "sd", "ci_low",
                                                          "ci_high"]))
     if not frames:
