@@ -166,24 +166,15 @@ def _cosine_rows(x: np.ndarray, a: Sequence[int], b: Sequence[int]) -> np.ndarra
 
 def cluster_bootstrap_share(wins: np.ndarray, clusters: Sequence[str], *, n_boot: int = 1000, seed: int = 0,
                             confidence: float = 0.95) -> tuple[float, float, float]:
-    """``(share, ci_low, ci_high)`` of boolean ``wins``; the interval resamples whole clusters with replacement.
+    """``(share, ci_low, ci_high)`` of boolean ``wins``; the interval resamples whole clusters with replacement
+    (:func:`~spatial_probing.probe.stats.cluster_bootstrap`). NaN for no items."""
+    from spatial_probing.probe.stats import cluster_bootstrap
 
-    NaN for no items; NaN bounds with fewer than 2 clusters or ``n_boot`` 0.
-    """
     wins = np.asarray(wins, dtype=np.float64)
     if wins.size == 0:
         return float("nan"), float("nan"), float("nan")
-    value = float(wins.mean())
-    codes, inverse = np.unique(np.asarray(clusters, dtype=object).astype(str), return_inverse=True)
-    if codes.size < 2 or n_boot == 0:
-        return value, float("nan"), float("nan")
-    w = np.bincount(inverse, weights=wins, minlength=codes.size)
-    n = np.bincount(inverse, minlength=codes.size).astype(np.float64)
-    counts = np.random.default_rng(seed).multinomial(codes.size, np.full(codes.size, 1 / codes.size), size=n_boot)
-    boot = (counts @ w) / (counts @ n)
-    alpha = (1 - confidence) / 2
-    lo, hi = np.quantile(boot, [alpha, 1 - alpha])
-    return value, float(lo), float(hi)
+    return cluster_bootstrap(lambda w: (w @ wins) / w.sum(axis=1), clusters, n_boot=n_boot, seed=seed,
+                             confidence=confidence)
 
 
 def _reasons(counter: Counter) -> str:
