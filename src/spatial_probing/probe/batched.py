@@ -37,6 +37,7 @@ Why it is fast (each step is exact; the optimum is unchanged):
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterator
 
 import numpy as np
@@ -44,7 +45,8 @@ import torch
 
 from spatial_probing.device import resolve_device
 
-__all__ = ["CovarianceBasis", "covariance_basis", "fit_softmax_batched", "predict_log_proba_batched", "standardize"]
+__all__ = ["CovarianceBasis", "covariance_basis", "distinct_rows", "fit_softmax_batched", "predict_log_proba_batched",
+           "standardize"]
 
 #: Curvature pairs kept per problem (scipy's L-BFGS-B, which sklearn uses, keeps 10).
 HISTORY = 10
@@ -58,6 +60,29 @@ def standardize(train: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...
     std = train.std(axis=-2, keepdims=True, dtype=np.float64)
     std[std == 0] = 1.0
     return tuple(((a - mean) / std).astype(np.float32) for a in (train, *others))
+
+
+def distinct_rows(X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows identical in every group's features ``X (G, n, d)`` and every label set ``Y (Q, n)``, merged.
+
+    Returns ``first`` (one item per distinct row, in order of first occurrence) and ``inverse`` (the distinct row
+    of each item: ``X[:, first][:, inverse]`` equals ``X``). A row weighted by its count in a problem's rows costs
+    the same loss and gradient as its copies, so problems on ``X[:, first]`` with counts as weights are the same
+    problems on fewer rows (repeated captions are common: VSR describes many images with the same sentence).
+    """
+    n = X.shape[1]
+    probe = np.random.default_rng(0).normal(size=X.shape[-1])
+    fingerprint = np.concatenate([(X.astype(np.float64) @ probe).T, np.asarray(Y).T.astype(np.float64)], 1)
+    _, first, inverse = np.unique(fingerprint, axis=0, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(n)
+    # the fingerprint only proposes merges: each is checked on the full rows and labels
+    same = (X[:, first[inverse]] == X).all((0, 2)) & (np.asarray(Y)[:, first[inverse]] == np.asarray(Y)).all(0)
+    if not same.all():  # a fingerprint collision (practically never): keep the rows apart
+        return np.arange(n), np.arange(n)
+    order = np.argsort(first)  # distinct rows in order of first occurrence
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return first[order], rank[inverse]
 
 
 class CovarianceBasis:
@@ -114,17 +139,24 @@ class _Problems:
     problem trains on); evaluates loss and gradient."""
 
     def __init__(self, pre: CovarianceBasis, segments: list[tuple[int, torch.Tensor | None]], group: torch.Tensor,
-                 Y: torch.Tensor, w: torch.Tensor, lam: torch.Tensor, n_classes: int) -> None:
+                 Y: torch.Tensor, w: torch.Tensor, lam: torch.Tensor, n_classes: int, n_rows: torch.Tensor) -> None:
         self.U = pre.U
         self.Xh = [pre.Xh[g] if rows is None else pre.Xh[g][rows] for g, rows in segments]
         self.rows = [rows for _, rows in segments]
         self.layer = torch.as_tensor([g for g, _ in segments], device=group.device)
-        self.group, self.Y, self.w, self.lam, self.K = group, Y, w, lam, n_classes
+        self.group, self.Y, self.w, self.lam, self.K, self.n_rows = group, Y, w, lam, n_classes, n_rows
         # per-problem scaling D = (e + ridge + K·λ)^-½: the Hessian is about S/K + λ·I, so a strongly penalised
         # problem gets near-natural coordinates and a weakly penalised one the covariance preconditioner
         layer = self.layer[group]
         D = (pre.e[layer] + pre.ridge[layer] + n_classes * lam[:, None]).rsqrt()
         self.D, self.Dinv, self.D2 = D, 1 / D, D.pow(2)
+
+    def null_intercepts(self) -> torch.Tensor:
+        """Each problem's intercepts at zero weights' optimum, the log class shares (centred; an absent class at half
+        a row's share): the default start, where an unpreconditioned intercept would otherwise spend iterations."""
+        share = torch.zeros(len(self.Y), self.K, dtype=self.w.dtype, device=self.w.device).scatter_add_(1, self.Y, self.w)
+        b = torch.log(share + 0.5 / self.n_rows[:, None])
+        return b - b.mean(-1, keepdim=True)
 
     def loss_grad(self, idx: torch.Tensor, V: torch.Tensor, c: torch.Tensor
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -154,12 +186,23 @@ class _Problems:
             gc[sel] = R.sum(0)
         return f, gV, gc
 
-    def grad_max(self, idx: torch.Tensor, gV: torch.Tensor, gc: torch.Tensor) -> torch.Tensor:
-        """Largest absolute gradient entry in the original coordinates (sklearn's stopping test)."""
-        out = gc.abs().amax(-1)
-        for g, sel in _by_group(self.layer[self.group[idx]]):
-            gW = torch.einsum("de,qek->qdk", self.U[g], self.Dinv[idx[sel]][:, :, None] * gV[sel])
-            out[sel] = torch.maximum(out[sel], gW.abs().amax((1, 2)))
+    def grad_max(self, idx: torch.Tensor, gV: torch.Tensor, gc: torch.Tensor, tol: float) -> torch.Tensor:
+        """Whether each problem's largest absolute gradient entry in the original coordinates exceeds ``tol``
+        (sklearn's stopping test).
+
+        ``gW = U D⁻¹ gV`` with ``U`` orthogonal, so a column's largest entry lies between its 2-norm / √d and its
+        2-norm, which the rotated gradient gives without the ``d × d`` rotation; only the problems these bounds
+        leave undecided are rotated (the same answer, mostly without the rotation).
+        """
+        out = gc.abs().amax(-1) > tol
+        scaled = self.Dinv[idx][:, :, None] * gV
+        norm = scaled.pow(2).sum(1).sqrt().amax(-1)  # largest column 2-norm
+        out |= norm > tol * math.sqrt(gV.shape[1])
+        check = torch.nonzero(~out & (norm > tol)).squeeze(1)
+        for g, sel in _by_group(self.layer[self.group[idx[check]]]):
+            rows = check[sel]
+            gW = torch.einsum("de,qek->qdk", self.U[g], scaled[rows])
+            out[rows] = gW.abs().amax((1, 2)) > tol
         return out
 
     def to_coordinates(self, W: torch.Tensor) -> torch.Tensor:
@@ -185,14 +228,14 @@ def _lbfgs(prob: _Problems, P: int, d: int, max_iter: int, tol: float, dtype: to
            device: torch.device, V: torch.Tensor | None = None, c: torch.Tensor | None = None
            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """L-BFGS on each of ``P`` problems in lockstep (own history, step and stop), Armijo backtracking, from
-    ``V``, ``c`` (zeros by default); returns ``W``, ``b`` and each problem's iteration count."""
+    ``V``, ``c`` (by default zero weights and the null model's intercepts); returns ``W``, ``b`` and each problem's iteration count."""
     K, m = prob.K, HISTORY
     V = torch.zeros(P, d, K, dtype=dtype, device=device) if V is None else V.clone()
-    c = torch.zeros(P, K, dtype=dtype, device=device) if c is None else c.clone()
+    c = prob.null_intercepts() if c is None else c.clone()
     n_iter = torch.zeros(P, dtype=torch.long, device=device)
     everyone = torch.arange(P, device=device)
     f, gV, gc = prob.loss_grad(everyone, V, c)
-    active = prob.grad_max(everyone, gV, gc) > tol
+    active = prob.grad_max(everyone, gV, gc, tol)
     Sv, Yv = torch.zeros(m, P, d, K, dtype=dtype, device=device), torch.zeros(m, P, d, K, dtype=dtype, device=device)
     Sc, Yc = torch.zeros(m, P, K, dtype=dtype, device=device), torch.zeros(m, P, K, dtype=dtype, device=device)
     rho = torch.zeros(m, P, dtype=dtype, device=device)
@@ -249,7 +292,7 @@ def _lbfgs(prob: _Problems, P: int, d: int, max_iter: int, tol: float, dtype: to
         gamma[a] = torch.where(curv, sy / yy.clamp_min(1e-30), gamma[a])
         V[a], c[a], f[a], gV[a], gc[a] = V[a] + sv, c[a] + sc, nf, ngv, ngc
         n_iter[a] += 1
-        active[a] = moved & (prob.grad_max(a, ngv, ngc) > tol)
+        active[a] = moved & prob.grad_max(a, ngv, ngc, tol)
     return prob.weights_of(V), c, n_iter
 
 
@@ -284,7 +327,7 @@ def fit_softmax_batched(X: np.ndarray | CovarianceBasis, Y: np.ndarray, *, n_cla
         max_elements: bound on the optimiser's state (``HISTORY`` curvature pairs of ``d × K`` per problem) and
             on one layer's logits (``n × problems × K``); problems are fitted in chunks under it (exact: they are
             independent), so memory stays bounded.
-        init: starting ``(W (G, Q, d, K), b (G, Q, K))`` (a warm start; zeros by default).
+        init: starting ``(W (G, Q, d, K), b (G, Q, K))`` (a warm start; by default zero weights and the null model's intercepts).
     """
     if isinstance(X, CovarianceBasis):
         pre, (G, n, d) = X.astype(dtype), X.shape
@@ -330,7 +373,8 @@ def fit_softmax_batched(X: np.ndarray | CovarianceBasis, Y: np.ndarray, *, n_cla
         wsum = W8[g, q].sum(-1).clip(min=1.0)
         prob = _Problems(pre, segments, group, torch.as_tensor(Y[g, q], dtype=torch.long, device=dev),
                          torch.as_tensor(W8[g, q] / wsum[:, None], dtype=dtype, device=dev),
-                         torch.as_tensor(1.0 / (Cs[g, q] * wsum), dtype=dtype, device=dev), n_classes)
+                         torch.as_tensor(1.0 / (Cs[g, q] * wsum), dtype=dtype, device=dev), n_classes,
+                         torch.as_tensor(wsum, dtype=dtype, device=dev))
         with torch.no_grad():
             V0 = c0 = None
             if init is not None:

@@ -24,7 +24,8 @@ PORTIONS = (0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.0625, 0.125, 0.25, 0.5, 
 def online_codelength(X: np.ndarray, Y: np.ndarray, *, n_classes: int, C: float | np.ndarray = 1.0, seed: int = 0,
                       portions: tuple[float, ...] = PORTIONS, device: str = "auto",
                       max_iter: int = 300, groups: Sequence | None = None,
-                      basis: CovarianceBasis | None = None) -> tuple[np.ndarray, np.ndarray]:
+                      basis: CovarianceBasis | None = None, rows: np.ndarray | None = None
+                      ) -> tuple[np.ndarray, np.ndarray]:
     """Online codelength in bits and compression for ``G`` feature sets × ``Q`` label sets.
 
     Args:
@@ -34,26 +35,33 @@ def online_codelength(X: np.ndarray, Y: np.ndarray, *, n_classes: int, C: float 
         groups: cluster of each item; the transmission order is a seeded order of whole clusters
             (None: of items).
         basis: :func:`~spatial_probing.probe.batched.covariance_basis` of ``X`` if the caller has it.
+        rows: when ``X`` holds only the distinct rows (:func:`~spatial_probing.probe.batched.distinct_rows`), the
+            row of ``X`` of each of the ``n`` items; ``Y``, ``groups`` and the transmission order stay per item,
+            and a portion's fit weights each distinct row by how many of its items have been sent.
     Returns:
         ``(codelength_bits, compression)``, each of shape ``(G, Q)``.
     """
-    G, n, _ = X.shape
+    n = Y.shape[1]
+    rows = np.arange(n) if rows is None else np.asarray(rows)
+    G, n_rows = X.shape[0], X.shape[1]
+    Yr = np.zeros((Y.shape[0], n_rows), dtype=Y.dtype)
+    Yr[:, rows] = Y  # the labels of each distinct row (its items share them)
     order = cluster_order(groups, n, seed)
     basis = basis if basis is not None else covariance_basis(X, device=device)  # one basis for every portion
     bounds = sorted({max(1, int(round(p * n))) for p in portions} | {n})
     bits = np.full((G, Y.shape[0]), bounds[0] * np.log2(n_classes))
-    sent = np.zeros(n, dtype=np.float32)  # rows sent so far: a portion trains on exactly these
+    sent = np.zeros(n_rows, dtype=np.float32)  # how many items of each row are sent: a portion trains on these
     init = None
     for start, end in zip(bounds[:-1], bounds[1:]):
-        sent[order[:start]] = 1
+        sent[:] = np.bincount(rows[order[:start]], minlength=n_rows)
         # a small portion's penalty dominates and is ill-conditioned in the full data's basis, where float32
         # rounding stalls L-BFGS above tol: those portions (a quarter of the rows in all) run in float64
-        W, b = fit_softmax_batched(basis, np.broadcast_to(Y[None], (G, *Y.shape)), n_classes=n_classes, C=C,
-                                   weights=np.broadcast_to(sent, (G, *Y.shape)), device=device, max_iter=max_iter,
+        W, b = fit_softmax_batched(basis, np.broadcast_to(Yr[None], (G, *Yr.shape)), n_classes=n_classes, C=C,
+                                   weights=np.broadcast_to(sent, (G, *Yr.shape)), device=device, max_iter=max_iter,
                                    init=init, dtype=torch.float64 if 4 * start < n else torch.float32)
         init = (W, b)  # the next portion starts from this one's solution
         block_rows = order[start:end]
-        logp = predict_log_proba_batched(X[:, block_rows], W, b, device=device)  # (G, Q, m, K)
+        logp = predict_log_proba_batched(X[:, rows[block_rows]], W, b, device=device)  # (G, Q, m, K)
         block = np.take_along_axis(logp, np.broadcast_to(Y[None, :, block_rows, None], (*logp.shape[:3], 1)), -1)
         bits += -block[..., 0].sum(-1) / np.log(2)
     uniform = n * np.log2(n_classes)
