@@ -66,6 +66,8 @@ class RunConfig(BaseModel):
     ``protocol: founding-study`` runs the founding study's VSR probing protocol and the corrected one instead of
     the task units (:mod:`spatial_probing.probe.replicate`; ``tasks`` must then be ``[vsr-relation]``).
     ``erasure`` adds the LEACE causal test (:mod:`spatial_probing.probe.erasure`; ``erasure.parquet``/``.csv``).
+    ``precision`` (``fp32`` | ``bf16`` | ``int8``, :mod:`spatial_probing.embed.precision`) is the probe units'
+    encoding precision (opt-in; part of the embedding cache key); the RSA and meaning steps encode in fp32.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -101,6 +103,7 @@ class RunConfig(BaseModel):
     pairs: PairsSettings | None = None
     protocol: Literal["standard", "founding-study"] = "standard"
     erasure: ErasureSettings | None = None
+    precision: Literal["fp32", "bf16", "int8"] = "fp32"
 
     @field_validator("lexical_floor")
     @classmethod
@@ -159,7 +162,7 @@ class RunConfig(BaseModel):
                            settings=ProbeSettings(probe=p, seeds=tuple(self.seeds), Cs=tuple(self.Cs),
                                                   inner_folds=self.inner_folds, max_iter=self.max_iter,
                                                   mdl_seeds=self.mdl_seeds,
-                                                  n_boot=self.n_boot, device=self.device))
+                                                  n_boot=self.n_boot, device=self.device), precision=self.precision)
                 for t in self.tasks for e in self.task_encoder_names(t) for p in self.probes]
 
     def rsa_units(self) -> list[RSAUnit]:

@@ -8,6 +8,7 @@ import pytest
 from conftest_models import build_tiny_bert
 
 from spatial_probing.data.schema import Example
+from spatial_probing.io import sha256_bytes
 from spatial_probing.probe import runner
 from spatial_probing.probe.engine import ProbeSettings
 from spatial_probing.probe.runner import UnitConfig, run_units
@@ -51,3 +52,14 @@ def test_resume_recomputes_after_a_format_bump_or_a_data_change(tmp_path: Path, 
     monkeypatch.setattr(runner, "task_examples", edited)
     assert not _skipped(_run(out, bert))  # same config and weights, other data: recomputed
     assert _skipped(_run(out, bert))
+
+
+def test_precision_reaches_the_units_and_keys_only_reduced_ones():
+    """fp32 units keep their pre-precision digest (their part files resume); a bf16 unit is a different unit."""
+    from spatial_probing.pipeline import RunConfig
+
+    fp32 = RunConfig(tasks=["vsr-relation"], encoders=["sbert-mpnet"]).units()[0]
+    bf16 = RunConfig(tasks=["vsr-relation"], encoders=["sbert-mpnet"], precision="bf16").units()[0]
+    assert fp32.precision == "fp32" and bf16.precision == "bf16"
+    assert fp32.digest() == sha256_bytes(fp32.model_dump_json(exclude={"precision"}).encode())[:16]
+    assert bf16.digest() != fp32.digest()

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from spatial_probing.device import configure_threads, resolve_device
 from spatial_probing.embed.config import EncoderConfig, get_encoder_config, infer_kind
-from spatial_probing.embed.precision import apply_precision, check_precision
+from spatial_probing.embed.precision import CHECK_TEXTS, apply_precision, check_precision, faithfulness_note
 from spatial_probing.embed.resolve import ModelNotFoundError, ResolvedModel, hash_model_dir, resolve_model
 from spatial_probing.io import sha256_bytes
 
@@ -268,7 +268,13 @@ class Encoder(ABC):
         wanted = select_layers(layers, self.layer_names)
         if self._model is None:
             self._load()
+            check = self.precision == "int8" and image_list is None  # int8 is checked against fp32 on a few sentences
+            every = list(self.layer_names)
+            reference = self._encode(list(CHECK_TEXTS), None, every, False) if check else None
             self.kernel = apply_precision(self._model, self.precision, self.device)
+            if reference is not None:
+                self.kernel += faithfulness_note(reference, self._encode(list(CHECK_TEXTS), None, every, False),
+                                                 self.precision)
         out = self._encode(text_list, image_list, wanted, show_progress)
         return {k: out[k] for k in wanted}
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -64,9 +64,12 @@ class UnitConfig(BaseModel):
     max_train: int | None = Field(default=None, ge=2)
     max_test: int | None = Field(default=None, ge=1)
     load_kwargs: dict[str, Any] = Field(default_factory=dict)
+    precision: Literal["fp32", "bf16", "int8"] = "fp32"
 
     def digest(self) -> str:
-        return sha256_bytes(self.model_dump_json().encode())[:16]
+        # fp32 units keep the digest they had before precision existed, so their part files still resume
+        return sha256_bytes(self.model_dump_json(exclude={"precision"} if self.precision == "fp32" else None
+                                                 ).encode())[:16]
 
 
 def safe_name(name: str) -> str:
@@ -243,7 +246,8 @@ def run_unit(config: UnitConfig, *, data_dir: str | Path | None = None, model_pa
     items = task.items(examples)
     folds = outer_folds(policy, items.splits, items.concepts, n_folds=config.outer_folds, seed=base_seed,
                         train_splits=spec.train_splits, test_splits=spec.test_splits)
-    encoder = load_encoder(config.encoder, model_path=model_path, device=config.settings.device)
+    encoder = load_encoder(config.encoder, model_path=model_path, device=config.settings.device,
+                           precision=config.precision)
     feats: dict[str, np.ndarray] | None = None
     per_fold, overlap, seen, memorised = [], [], [], []
     for fold in folds:
