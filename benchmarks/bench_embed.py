@@ -87,6 +87,25 @@ def _peak_rss(job: str, model_dir: Path, data_dir: Path) -> float:
     return round(value, 1)
 
 
+def _torch_version() -> str:
+    import torch
+
+    return torch.__version__
+
+
+def _cli_embed_timings() -> dict:
+    """Whole-process ``spatial-probing embed`` timings, cold and fully cached, from ``bench_cli.py``'s JSON (run it
+    first; this benchmark times encoders in-process)."""
+    import json
+
+    path = ROOT / "benchmarks" / "results" / "cli.json"
+    if not path.is_file():
+        return {"missing": f"{path.relative_to(ROOT)}: run benchmarks/bench_cli.py first"}
+    cli = json.loads(path.read_text())
+    return {"source": str(path.relative_to(ROOT)), "date": cli.get("date"), "load_average": cli.get("load_average"),
+            **cli.get("embed", {})}
+
+
 def precision_rows(args: argparse.Namespace) -> None:
     """bf16 / int8 rows: throughput against ``SentenceTransformer.encode`` (fp32) and cosine to our fp32 output,
     on ``--n-precision`` distinct captions, every layer; added to the JSON under ``precision`` (other keys kept)."""
@@ -145,7 +164,8 @@ def precision_rows(args: argparse.Namespace) -> None:
                   "repeats": args.repeats, "torch_threads": threads, "cpu_flags": sorted(cpu_flags())},
         "load_average": {"start": [round(x, 2) for x in load_start], "end": [round(x, 2) for x in os.getloadavg()]},
         "rows": rows,
-        "cli_cold_and_warm": "whole-process embed timings (cold and fully cached rerun): benchmarks/results/cli.json",
+        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": _torch_version()},
+        "cli_cold_and_warm": _cli_embed_timings(),
     }
     atomic_write_json(out, result)
     print(f"wrote {out} (precision)")

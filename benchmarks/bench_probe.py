@@ -100,6 +100,7 @@ def default_unit(args: argparse.Namespace) -> None:
     masks = inner_fold_masks(y_train, groups, n_folds=settings.inner_folds, seed=settings.seeds[0])
     cv = [(np.flatnonzero(m), np.flatnonzero(~m)) for m in masks]
     rows, sk_cpu = [], []
+    tols = [float(t) for t in args.sklearn_tols.split(",")]
     for layer in args.sklearn_layers.split(","):
         li = layers.index(layer)
         d = np.asarray(X_train[layer]).shape[1]
@@ -108,19 +109,25 @@ def default_unit(args: argparse.Namespace) -> None:
                 ("task", y_train, y_test, r0.y_pred, r0.C),
                 ("control", control_labels(types_tr, y_train.tolist(), seed=settings.seeds[0]), r0.control_true,
                  r0.control_pred, r0.control_C))[: 2 if args.sklearn_controls else 1]:
-            c0, w0 = _cpu_seconds(), time.perf_counter()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                lr = LogisticRegressionCV(Cs=list(settings.Cs), cv=cv, scoring="accuracy", max_iter=settings.max_iter,
-                                          tol=1e-4).fit(Xtr[li, :, :d], y_fit)
-            sk_cpu.append(_cpu_seconds() - c0)
-            acc_sk = float(np.mean(lr.predict(Xte[li, :, :d]) == y_eval))
-            acc_ours = float(np.mean(pred_ours == y_eval))
-            rows.append({"layer": layer, "probe": which, "ours_accuracy": round(100 * acc_ours, 2),
-                         "sklearn_accuracy": round(100 * acc_sk, 2), "diff_points": round(100 * (acc_ours - acc_sk), 2),
-                         "ours_C": C_ours, "sklearn_C": float(lr.C_[0]), "sklearn_wall_s": round(time.perf_counter() - w0, 1),
-                         "sklearn_cpu_s": round(sk_cpu[-1], 1)})
-            print(rows[-1], flush=True)
+            for tol in tols:  # sklearn's default tol, then converged (its default stops ~1 point from the optimum)
+                c0, w0 = _cpu_seconds(), time.perf_counter()
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", ConvergenceWarning)
+                    max_iter = settings.max_iter if tol == tols[0] else 10 * settings.max_iter
+                    lr = LogisticRegressionCV(Cs=list(settings.Cs), cv=cv, scoring="accuracy", max_iter=max_iter,
+                                              tol=tol).fit(Xtr[li, :, :d], y_fit)
+                if tol == tols[0]:
+                    sk_cpu.append(_cpu_seconds() - c0)
+                acc_sk = float(np.mean(lr.predict(Xte[li, :, :d]) == y_eval))
+                acc_ours = float(np.mean(pred_ours == y_eval))
+                rows.append({"layer": layer, "probe": which, "sklearn_tol": tol, "sklearn_max_iter": max_iter,
+                             "sklearn_unconverged_warnings": sum(issubclass(w.category, ConvergenceWarning)
+                                                                 for w in caught),
+                             "ours_accuracy": round(100 * acc_ours, 2), "sklearn_accuracy": round(100 * acc_sk, 2),
+                             "diff_points": round(100 * (acc_ours - acc_sk), 2), "ours_C": C_ours,
+                             "sklearn_C": float(lr.C_[0]), "sklearn_wall_s": round(time.perf_counter() - w0, 1),
+                             "sklearn_cpu_s": round(_cpu_seconds() - c0, 1)})
+                print(rows[-1], flush=True)
     distinct = 14 * (1 + len(settings.seeds))  # the whole unit's 14 layers: the task probe once, a control per seed
     sk_total_cpu = float(np.mean(sk_cpu)) * distinct
     mdl_note = "sklearn has no MDL: its extrapolation covers the inner CV and refit only"
@@ -138,10 +145,12 @@ def default_unit(args: argparse.Namespace) -> None:
                                          "distinct_probes_in_unit": distinct,
                                          "cpu_s_whole_unit_extrapolated": round(sk_total_cpu, 1), "note": mdl_note},
         "ratio_cpu_sklearn_over_ours": round(sk_total_cpu / (ours_cpu * 14 / len(layers)), 2),
-        "max_abs_accuracy_diff_points": max(abs(r["diff_points"]) for r in rows),
+        "max_abs_accuracy_diff_points": {f"sklearn tol {t:g}": max(abs(r["diff_points"]) for r in rows
+                                                                   if r["sklearn_tol"] == t) for t in tols},
         "targets": {"ours_wall_le_60_s": ours_wall * 14 / len(layers) <= 60,
                     "ours_cpu_le_120_s (60 s on 2 cores)": ours_cpu * 14 / len(layers) <= 120,
-                    "accuracy_within_0.5_points": all(abs(r["diff_points"]) <= 0.5 for r in rows)},
+                    f"accuracy_within_0.5_points_of_converged_sklearn (tol {tols[-1]:g})":
+                        all(abs(r["diff_points"]) <= 0.5 for r in rows if r["sklearn_tol"] == tols[-1])},
     }
     out = Path(args.out)
     result = json.loads(out.read_text()) if out.is_file() else {}
@@ -167,6 +176,9 @@ def main() -> None:
     ap.add_argument("--default-unit", action="store_true", help="time the issue-17 default-settings unit instead")
     ap.add_argument("--max-train", type=int, default=3000, help="--default-unit: training captions")
     ap.add_argument("--sklearn-layers", default="6,final", help="--default-unit: layers sklearn is timed on")
+    ap.add_argument("--sklearn-tols", default="1e-4,1e-6",
+                    help="--default-unit: sklearn tolerances; the first (sklearn's default, max_iter as ours) is timed, "
+                         "the last (10x max_iter) is the converged reference the accuracy target is checked against")
     ap.add_argument("--sklearn-controls", action=argparse.BooleanOptionalAction, default=True,
                     help="--default-unit: time sklearn on the seed-0 control probe too")
     ap.add_argument("--layers", default="all", help="--default-unit: probe only these layers (e.g. 6,final) on a "
