@@ -14,7 +14,11 @@ training / 2,195 test captions × 14 mpnet layers, ``probe_arrays`` with every `
 default (inner-CV C over the default grid, all seeds, MDL on), against scikit-learn's
 ``LogisticRegressionCV`` with the same grid and the same inner folds (on ``--sklearn-layers``,
 task and one control; its time for the whole unit is extrapolated per distinct probe). It adds a
-``default_unit`` entry to the JSON and keeps the sweep figures already there.
+``default_unit`` entry to the JSON and keeps the sweep figures already there. On a shared machine run it
+with ``OMP_NUM_THREADS=1``: waiting OpenMP threads spin for a core and inflate CPU seconds (two layers took
+647 CPU-s at 2 threads and load 9, 62 CPU-s at 1 thread). sklearn is compared at its default tol (timed) and
+converged (tol 1e-6, 10x max_iter): the 0.5-point target is checked against the converged fit, because at
+tol 1e-4 sklearn's own 60-way fit stops ~1 point of test accuracy short of its optimum.
 
 Run by hand (needs the real model and data):
     python benchmarks/bench_probe.py [--model /work/models/all-mpnet-base-v2] [--data-dir ../shared/data]
