@@ -77,9 +77,15 @@ def test_convergence_check_known_answers() -> None:
     steps = [0, 25, 50, 75, 100]
     assert convergence(steps, [4.0, 2.0, 1.5, 1.45, 1.44], 0.05)["status"] == "ok"  # flat over the last quarter
     still = convergence(steps, [4.0, 3.5, 3.0, 2.5, 2.0], 0.05)
-    assert still["status"] == "not converged" and still["late_share_of_fall"] == pytest.approx(0.25)
+    assert still["status"] == "not converged" and still["late_share_of_fall"] == pytest.approx(0.75 / 1.75)
     assert convergence(steps, [4.0, 4.01, 3.99, 4.0, 4.0], 0.05)["status"] == "did not learn"
     assert convergence(steps, [4.0, 2.0, 1.5, 1.4, 1.6], 0.05)["converged"]  # rising late: over-fitting, not unfinished
+    # one noisy evaluation neither hides a plateau nor fakes one (the single-point rule got both wrong)
+    ten = list(range(0, 101, 10))
+    plateau = [4.0, 2.5, 2.0, 1.8, 1.7, 1.6, 1.6, 3.9, 1.6, 1.6, 1.6]  # a spike at 70 % of training
+    assert convergence(ten, plateau, 0.05)["status"] == "ok"
+    falling = [4.0, 3.7, 3.4, 3.1, 2.8, 2.5, 2.2, 1.9, 0.9, 1.3, 1.0]  # a dip at 80 %, still falling
+    assert convergence(ten, falling, 0.05)["status"] == "not converged"
 
 
 def test_objectives_share_initial_weights_and_batches_for_a_seed(setup) -> None:
