@@ -305,6 +305,26 @@ def evaluate(objective: str, model: nn.ModuleDict, corpus: Corpus, *, batch_size
     return {key: float(np.mean(v)) for key, v in totals.items()} | {"random_chance": 1 / b, "hard_chance": 0.5}
 
 
+def hard_accuracy_by_kind(objective: str, model: nn.ModuleDict, corpus: Corpus, *, batch_size: int,
+                          fraction: float, device: torch.device, tr, tokenizer) -> dict[str, float]:
+    """Two-choice hard-negative accuracy (chance 0.5) on ``corpus`` per relation kind (horizontal … topological).
+
+    The kinds differ in what the negatives test: a proximity foil ("far" for "near") differs from the
+    positive in a word, so a bag of words passes it; the directional and topological ones have the
+    positive's words exactly (swapped arguments, converse relation word) and need argument roles.
+    Kinds with fewer than 8 scenes are left out.
+    """
+    from spatial_probing.lab.compare import RELATION_KINDS
+
+    out = {}
+    for kind in RELATION_KINDS:
+        rows = [i for i, ex in enumerate(corpus.examples) if ex.category == kind]
+        if len(rows) >= 8:
+            out[kind] = evaluate(objective, model, corpus.subset(rows), batch_size=min(batch_size, len(rows)),
+                                 fraction=fraction, device=device, tr=tr, tokenizer=tokenizer)["hard_acc"]
+    return out
+
+
 def convergence(steps: list[int], losses: list[float], tol: float) -> dict:
     """Held-out loss plateau check: converged when the loss fell over the last quarter of training by at
     most ``tol`` of its whole fall; ``learned`` when it fell by at least 5 % of its start.
@@ -400,6 +420,8 @@ def train_encoder(config: LabConfig, objective: str, seed: int, corpus: Corpus, 
         if show_progress:
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
     wall = time.perf_counter() - start
+    by_kind = hard_accuracy_by_kind(objective, model, heldout, batch_size=batch_size, fraction=hard_negatives,
+                                    device=device, tr=tr, tokenizer=tokenizer) if heldout is not None else {}
     encoder = encoder.to("cpu").eval()
     k = max(1, tr.steps // 10)
     held = [e for e in evals if e["split"] == "heldout"]
@@ -424,6 +446,7 @@ def train_encoder(config: LabConfig, objective: str, seed: int, corpus: Corpus, 
         "initial_loss": sum(losses[:k]) / k, "final_loss": sum(losses[-k:]) / k,
         "initial_batch_accuracy": sum(accuracies[:k]) / k, "final_batch_accuracy": sum(accuracies[-k:]) / k,
         "evaluations": evals, "convergence": check, **final,
+        **{f"heldout_hard_acc_{kind}": acc for kind, acc in by_kind.items()},
         "wall_s": wall, "steps_per_s": tr.steps / wall if wall > 0 else None,
         "n_encoder_parameters": sum(p.numel() for p in encoder.parameters()),
         "n_trained_parameters": sum(p.numel() for p in model.parameters()),
@@ -483,6 +506,8 @@ def training_tables(logs: list[dict]) -> tuple["pd.DataFrame", "pd.DataFrame"]:
     one row per encoder × evaluation step × split: the held-out / training loss and accuracy curves)."""
     import pandas as pd
 
+    from spatial_probing.lab.compare import RELATION_KINDS
+
     rows, curves = [], []
     for log in logs:
         conv = log.get("convergence", {})
@@ -497,6 +522,7 @@ def training_tables(logs: list[dict]) -> tuple["pd.DataFrame", "pd.DataFrame"]:
                                         "learned", "status")},
             **{f"{split}_{m}": log.get(f"{split}_{m}") for split in ("train", "heldout")
                for m in ("random_acc", "hard_acc", "hard_acc_text", "hard_acc_image")},
+            **{f"heldout_hard_acc_{kind}": log.get(f"heldout_hard_acc_{kind}") for kind in RELATION_KINDS},
             "wall_s": log["wall_s"]})
         curves += [{"encoder": log["name"], "arm": log.get("arm", log["objective"]), "seed": log["seed"], **e}
                    for e in log.get("evaluations", [])]
