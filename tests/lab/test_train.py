@@ -151,3 +151,25 @@ def test_changed_settings_or_force_retrain(tmp_path: Path, tiny: dict, write_lab
     changed = config.model_copy(update={"train": config.train.model_copy(update={"lr": 1e-4})})
     second = train_lab(changed, show_progress=False, log=lambda *_: None)
     assert not second[0].reused and second[0].weights_sha256 != first[0].weights_sha256
+
+
+def test_precise_batch_norm_makes_evaluation_match_training_statistics(setup) -> None:
+    from spatial_probing.lab.data import image_batch
+    from spatial_probing.lab.train import build_model, precise_batch_norm
+
+    config, tokenizer, corpus = setup
+    cnn = build_model(config, "vision", 0, tokenizer)["heads"]["image"]
+    with torch.no_grad():  # weights that moved away from what the running averages saw
+        for p in cnn.parameters():
+            p.mul_(3.0).add_(0.5)
+    images = image_batch(corpus.images[:32])
+    cnn.train()
+    with torch.no_grad():
+        train_mode = cnn(images)
+    stale = cnn.eval()(images)
+    precise_batch_norm(cnn, corpus, batch_size=32, hard_negatives=0.0, device=torch.device("cpu"), n_batches=1)
+    assert not cnn.training
+    with torch.no_grad():
+        fresh = cnn(images)
+    # equal up to the running variance being unbiased (n / (n - 1), n = 32 images × 2 × 2 cells in the last map)
+    assert torch.allclose(fresh, train_mode, rtol=2e-2) and not torch.allclose(stale, train_mode, rtol=0.2)
