@@ -166,8 +166,8 @@ class _BagWords(nn.Module):
 def test_hard_accuracy_by_kind_separates_word_foils_from_argument_roles(corpus, tokenizer) -> None:
     model = nn.ModuleDict({"encoder": _BagWords(tokenizer),
                            "heads": nn.ModuleDict({"text_proj": nn.Identity(), "scale": _Scale()})})
-    by_kind = hard_accuracy_by_kind("textcl", model, corpus, batch_size=64, fraction=1.0,
-                                    device=torch.device("cpu"), tr=LabConfig().train, tokenizer=tokenizer)
+    by_kind = hard_accuracy_by_kind("textcl", model, corpus, fraction=1.0, device=torch.device("cpu"),
+                                    tr=LabConfig().train, tokenizer=tokenizer)
     assert set(by_kind) == {"horizontal", "vertical", "diagonal", "proximity", "topological"}
     assert by_kind["proximity"] == pytest.approx(1.0)  # "far" for "near": a word tells the foil apart
     for kind in ("horizontal", "vertical", "topological"):  # same words as the positive: roles needed

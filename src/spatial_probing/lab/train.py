@@ -332,14 +332,15 @@ def evaluate(objective: str, model: nn.ModuleDict, corpus: Corpus, *, batch_size
     return {key: float(np.mean(v)) for key, v in totals.items()} | {"random_chance": 1 / b, "hard_chance": 0.5}
 
 
-def hard_accuracy_by_kind(objective: str, model: nn.ModuleDict, corpus: Corpus, *, batch_size: int,
-                          fraction: float, device: torch.device, tr, tokenizer) -> dict[str, float]:
+def hard_accuracy_by_kind(objective: str, model: nn.ModuleDict, corpus: Corpus, *, fraction: float,
+                          device: torch.device, tr, tokenizer) -> dict[str, float]:
     """Two-choice hard-negative accuracy (chance 0.5) on ``corpus`` per relation kind (horizontal … topological).
 
     The kinds differ in what the negatives test: a proximity foil ("far" for "near") differs from the
     positive in a word, so a bag of words passes it; the directional and topological ones have the
     positive's words exactly (swapped arguments, converse relation word) and need argument roles.
-    Kinds with fewer than 8 scenes are left out.
+    Each kind is evaluated as one batch, so every one of its scenes counts; kinds with fewer than 8 scenes
+    are left out.
     """
     from spatial_probing.lab.compare import RELATION_KINDS
 
@@ -347,8 +348,8 @@ def hard_accuracy_by_kind(objective: str, model: nn.ModuleDict, corpus: Corpus, 
     for kind in RELATION_KINDS:
         rows = [i for i, ex in enumerate(corpus.examples) if ex.category == kind]
         if len(rows) >= 8:
-            out[kind] = evaluate(objective, model, corpus.subset(rows), batch_size=min(batch_size, len(rows)),
-                                 fraction=fraction, device=device, tr=tr, tokenizer=tokenizer)["hard_acc"]
+            out[kind] = evaluate(objective, model, corpus.subset(rows), batch_size=len(rows), fraction=fraction,
+                                 device=device, tr=tr, tokenizer=tokenizer)["hard_acc"]
     return out
 
 
@@ -450,8 +451,8 @@ def train_encoder(config: LabConfig, objective: str, seed: int, corpus: Corpus, 
         if show_progress:
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
     wall = time.perf_counter() - start
-    by_kind = hard_accuracy_by_kind(objective, model, heldout, batch_size=batch_size, fraction=hard_negatives,
-                                    device=device, tr=tr, tokenizer=tokenizer) if heldout is not None else {}
+    by_kind = hard_accuracy_by_kind(objective, model, heldout, fraction=hard_negatives, device=device, tr=tr,
+                                    tokenizer=tokenizer) if heldout is not None else {}
     encoder = encoder.to("cpu").eval()
     k = max(1, tr.steps // 10)
     held = [e for e in evals if e["split"] == "heldout"]
