@@ -240,8 +240,8 @@ def _words_section(tables: RunTables, analysis: RunAnalysis) -> dict[str, Any] |
         with atomic_path(tables.run_dir / "kinds.csv") as tmp:
             per_kind.to_csv(tmp, index=False)
     mtable = _table([("dataset", False), ("encoder", False), ("layer", False), ("relation kind", False),
-                     ("index [95% CI]", True), ("triples", True), ("clusters", True)],
-                    [[d, e, layer, k, _ci(v, lo, hi), str(n), str(c)] for d, e, layer, k, v, lo, hi, n, c in meaning],
+                     ("index [95% CI]", True), ("triples", True), ("clusters", True), ("skipped captions (why)", False)],
+                    [[d, e, layer, k, _ci(v, lo, hi), str(n), str(c), sk] for d, e, layer, k, v, lo, hi, n, c, sk in meaning],
                     [row[5] > 0.5 for row in meaning],
                     "Share of (caption, converse paraphrase, argument swap) triples where the caption is closer to "
                     "its paraphrase than to its swap, at each encoder's deepest layer. A bag of words scores 0 by "
