@@ -28,6 +28,7 @@ import transformers
 
 from spatial_probing.io import atomic_write_json
 from spatial_probing.lab import load_lab_config, objective_summary, train_lab
+from spatial_probing.lab.compare import RELATION_KINDS
 from spatial_probing.lab.data import build_corpus, build_tokenizer
 from spatial_probing.lab.models import build_text_encoder
 from spatial_probing.lab.train import REGISTRY_FILE, TRAINING_TABLE, _decay_groups, _lr_lambda, deterministic
@@ -85,7 +86,9 @@ def hf_mlm_reference(config, steps: int) -> dict:
 
 
 def _arm_summary(table: pd.DataFrame) -> list[dict]:
-    """Per arm: seeds, parameters, convergence counts and mean (min–max) final retrieval accuracies over seeds."""
+    """Per arm: seeds, parameters, convergence counts and mean (min–max) final retrieval accuracies over seeds
+    (held-out hard-negative accuracy also per relation kind: proximity foils differ by a word, the other kinds
+    need argument roles)."""
     out = []
     for arm, grp in table.groupby("arm", sort=False):
         row = {"arm": arm, "n_seeds": len(grp), "n_encoder_parameters": int(grp.n_encoder_parameters.iloc[0]),
@@ -95,8 +98,9 @@ def _arm_summary(table: pd.DataFrame) -> list[dict]:
                "final_loss": round(float(grp.final_loss.mean()), 4),
                "heldout_loss_end": round(float(grp.heldout_loss_end.mean()), 4)}
         for col in ("train_random_acc", "heldout_random_acc", "train_hard_acc", "heldout_hard_acc",
-                    "heldout_hard_acc_text", "heldout_hard_acc_image"):
-            vals = grp[col].dropna()
+                    "heldout_hard_acc_text", "heldout_hard_acc_image",
+                    *(f"heldout_hard_acc_{kind}" for kind in RELATION_KINDS)):
+            vals = grp[col].dropna() if col in grp else pd.Series(dtype=float)
             if len(vals):
                 row[col] = {"mean": round(float(vals.mean()), 4), "min": round(float(vals.min()), 4),
                             "max": round(float(vals.max()), 4)}
@@ -114,6 +118,9 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "lab.json"))
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE":
+        print("note: OMP_WAIT_POLICY is not PASSIVE: spinning threads inflate CPU-s on a shared CPU "
+              "(run as OMP_WAIT_POLICY=PASSIVE python benchmarks/bench_lab.py)")
     work = Path(args.work)
     config = load_lab_config(args.config)
 

@@ -11,13 +11,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from spatial_probing.data.synthetic import COLOURS, RELATIONS, SHAPES, SceneObject, generate, holds
 from spatial_probing.lab import LabConfig, build_corpus, build_tokenizer
 from spatial_probing.lab.config import DataSpec, encoder_name, hn_tag, parse_hn_tag
 from spatial_probing.lab.data import counterfactual_objects
-from spatial_probing.lab.train import _batches, _contrastive_step
+from spatial_probing.lab.train import _batches, _contrastive_step, hard_accuracy_by_kind
 
 MAX_LEN = 48
 
@@ -149,6 +150,28 @@ def test_a_bag_of_objects_model_solves_random_negatives_but_not_hard_ones(corpus
     assert metrics["hard_acc"] == pytest.approx(0.5)  # ... and is exactly at chance against same-scene negatives
     if objective == "vision":
         assert metrics["hard_acc_image"] == pytest.approx(0.5) and metrics["hard_acc_text"] == pytest.approx(0.5)
+
+
+class _BagWords(nn.Module):
+    """A 'text encoder' that sees only the bag of words: the one-hot token id at each position."""
+
+    def __init__(self, tokenizer) -> None:
+        super().__init__()
+        self.dim = len(tokenizer)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+        return type("Out", (), {"last_hidden_state": F.one_hot(input_ids, self.dim).float()})()
+
+
+def test_hard_accuracy_by_kind_separates_word_foils_from_argument_roles(corpus, tokenizer) -> None:
+    model = nn.ModuleDict({"encoder": _BagWords(tokenizer),
+                           "heads": nn.ModuleDict({"text_proj": nn.Identity(), "scale": _Scale()})})
+    by_kind = hard_accuracy_by_kind("textcl", model, corpus, fraction=1.0, device=torch.device("cpu"),
+                                    tr=LabConfig().train, tokenizer=tokenizer)
+    assert set(by_kind) == {"horizontal", "vertical", "diagonal", "proximity", "topological"}
+    assert by_kind["proximity"] == pytest.approx(1.0)  # "far" for "near": a word tells the foil apart
+    for kind in ("horizontal", "vertical", "topological"):  # same words as the positive: roles needed
+        assert by_kind[kind] == pytest.approx(0.25), kind  # swapped = the anchor's bag (0), foil ties (0.5)
 
 
 def test_hard_negative_names_stay_distinct() -> None:

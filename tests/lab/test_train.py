@@ -77,9 +77,15 @@ def test_convergence_check_known_answers() -> None:
     steps = [0, 25, 50, 75, 100]
     assert convergence(steps, [4.0, 2.0, 1.5, 1.45, 1.44], 0.05)["status"] == "ok"  # flat over the last quarter
     still = convergence(steps, [4.0, 3.5, 3.0, 2.5, 2.0], 0.05)
-    assert still["status"] == "not converged" and still["late_share_of_fall"] == pytest.approx(0.25)
+    assert still["status"] == "not converged" and still["late_share_of_fall"] == pytest.approx(0.75 / 1.75)
     assert convergence(steps, [4.0, 4.01, 3.99, 4.0, 4.0], 0.05)["status"] == "did not learn"
     assert convergence(steps, [4.0, 2.0, 1.5, 1.4, 1.6], 0.05)["converged"]  # rising late: over-fitting, not unfinished
+    # one noisy evaluation neither hides a plateau nor fakes one (the single-point rule got both wrong)
+    ten = list(range(0, 101, 10))
+    plateau = [4.0, 2.5, 2.0, 1.8, 1.7, 1.6, 1.6, 3.9, 1.6, 1.6, 1.6]  # a spike at 70 % of training
+    assert convergence(ten, plateau, 0.05)["status"] == "ok"
+    falling = [4.0, 3.7, 3.4, 3.1, 2.8, 2.5, 2.2, 1.9, 0.9, 1.3, 1.0]  # a dip at 80 %, still falling
+    assert convergence(ten, falling, 0.05)["status"] == "not converged"
 
 
 def test_objectives_share_initial_weights_and_batches_for_a_seed(setup) -> None:
@@ -145,3 +151,25 @@ def test_changed_settings_or_force_retrain(tmp_path: Path, tiny: dict, write_lab
     changed = config.model_copy(update={"train": config.train.model_copy(update={"lr": 1e-4})})
     second = train_lab(changed, show_progress=False, log=lambda *_: None)
     assert not second[0].reused and second[0].weights_sha256 != first[0].weights_sha256
+
+
+def test_precise_batch_norm_makes_evaluation_match_training_statistics(setup) -> None:
+    from spatial_probing.lab.data import image_batch
+    from spatial_probing.lab.train import build_model, precise_batch_norm
+
+    config, tokenizer, corpus = setup
+    cnn = build_model(config, "vision", 0, tokenizer)["heads"]["image"]
+    with torch.no_grad():  # weights that moved away from what the running averages saw
+        for p in cnn.parameters():
+            p.mul_(3.0).add_(0.5)
+    images = image_batch(corpus.images[:32])
+    cnn.train()
+    with torch.no_grad():
+        train_mode = cnn(images)
+    stale = cnn.eval()(images)
+    precise_batch_norm(cnn, corpus, batch_size=32, hard_negatives=0.0, device=torch.device("cpu"), n_batches=1)
+    assert not cnn.training
+    with torch.no_grad():
+        fresh = cnn(images)
+    # equal up to the running variance being unbiased (n / (n - 1), n = 32 images × 2 × 2 cells in the last map)
+    assert torch.allclose(fresh, train_mode, rtol=2e-2) and not torch.allclose(stale, train_mode, rtol=0.2)

@@ -25,6 +25,11 @@ def train(
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
 ) -> None:
     """Train every objective × seed of CONFIG (reusing encoders already trained with the same settings)."""
+    import os
+
+    # before torch loads OpenMP: threads waiting for a core sleep instead of spinning. On a shared CPU,
+    # spinning took 228 CPU-s for 400 steps of one arm that costs 42 CPU-s with it (29 Nov 2026, load 8).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from spatial_probing.lab.config import load_lab_config
     from spatial_probing.lab.train import REGISTRY_FILE, train_lab
 

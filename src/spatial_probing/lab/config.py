@@ -22,6 +22,11 @@ OBJECTIVE_DESCRIPTIONS: dict[str, str] = {
 }
 
 
+#: Bump when the training code changes what a config trains, so encoders trained before are retrained, not reused.
+#: 2: the scene CNN's batch-norm statistics are recomputed at its current weights before every evaluation.
+TRAINING_VERSION = 2
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -156,13 +161,14 @@ class LabConfig(_Strict):
         """SHA-256 of everything that changes what is trained (not ``out`` or the device)."""
         payload = self.model_dump(mode="json", exclude={"out", "label"})
         payload["train"].pop("device")
+        payload["training_version"] = TRAINING_VERSION
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
     def run_hash(self, objective: str, seed: int, hard_negatives: float = 0.0) -> str:
         """Hash of one encoder's training: the shared settings plus its objective, seed and hard-negative fraction."""
         payload = self.model_dump(mode="json", include={"model", "data", "train"})
         payload["train"].pop("device")
-        payload.update(objective=objective, seed=seed, hard_negatives=hard_negatives)
+        payload.update(objective=objective, seed=seed, hard_negatives=hard_negatives, training_version=TRAINING_VERSION)
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
