@@ -1,0 +1,15 @@
+"""Command-line options shared by several commands (declared once, so their names and help agree)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import click
+import typer
+
+#: ``--executor local|ray``: where embeddings and units run (default: the run config's ``executor``, else local).
+ExecutorOption = Annotated[Optional[str], typer.Option(
+    "--executor", click_type=click.Choice(["local", "ray"]),
+    help="Where embeddings and units run: local (this process) or ray (a Ray cluster at $RAY_ADDRESS or the "
+         "config's ray_address, else a local Ray instance; pip install 'spatial-probing[ray]'). Default: the "
+         "config's executor, else local.")]
