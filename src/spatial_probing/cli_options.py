@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
-import click
 import typer
 
 #: ``--executor local|ray``: where embeddings and units run (default: the run config's ``executor``, else local).
-ExecutorOption = Annotated[Optional[str], typer.Option(
-    "--executor", click_type=click.Choice(["local", "ray"]),
+ExecutorOption = Annotated[Optional[Literal["local", "ray"]], typer.Option(
+    "--executor",
     help="Where embeddings and units run: local (this process) or ray (a Ray cluster at $RAY_ADDRESS or the "
          "config's ray_address, else a local Ray instance; pip install 'spatial-probing[ray]'). Default: the "
          "config's executor, else local.")]
