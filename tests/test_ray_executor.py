@@ -57,8 +57,8 @@ def local_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return tmp, sbert
 
 
-def _same_tables(a: Path, b: Path) -> None:
-    for name in TABLES:
+def _same_tables(a: Path, b: Path, tables: tuple[str, ...] = TABLES) -> None:
+    for name in tables:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
 
 
@@ -116,10 +116,10 @@ def test_workers_killed_mid_shard_and_mid_unit_are_retried_with_identical_tables
             return _dies_once(shard_marker, super().embed)(examples, layers, image_dir)
 
     monkeypatch.setattr(executor, "EmbedWorker", DyingWorker)
-    config = write_config(tmp, sbert, "killed", executor="ray")
+    config = write_config(tmp, sbert, "killed", executor="ray", rsa=None)  # the probe tables suffice here
     run(config, log=lambda *_: None, show_progress=False)
     assert unit_marker.exists() and shard_marker.exists()  # both workers did die once
-    _same_tables(tmp / "local/run", tmp / "killed/run")
+    _same_tables(tmp / "local/run", tmp / "killed/run", TABLES[:5])
     local = _entries(tmp / "local/cache")
     assert all(_entries(tmp / "killed/cache").get(k) == v for k, v in local.items())
 
@@ -133,3 +133,20 @@ def test_executor_setting_is_validated_and_a_missing_ray_names_the_extra(tmp_pat
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray now fails, as where it is not installed
     with pytest.raises(MissingExtraError, match=r"spatial-probing\[ray\]"):
         import_ray()
+
+
+def test_cli_embed_and_run_take_executor(ray_session, local_run) -> None:
+    from typer.testing import CliRunner
+
+    from spatial_probing.cli import app
+
+    tmp, sbert = local_run
+    args = ["embed", "--dataset", "synthetic", "--encoder", str(sbert), "--split", "test", "--layers", "last,final",
+            "--device", "cpu", "--batch-size", "16"]
+    for name, extra in (("cli-local", []), ("cli-ray", ["--executor", "ray"])):
+        result = CliRunner().invoke(app, [*args, "--out", str(tmp / name), *extra])
+        assert result.exit_code == 0, result.output
+    local = _entries(tmp / "cli-local")
+    assert local and all(_entries(tmp / "cli-ray").get(k) == v for k, v in local.items())
+    bad = CliRunner().invoke(app, ["run", str(tmp / "local.yaml"), "--executor", "dask"])
+    assert bad.exit_code == 2 and "dask" in bad.output

@@ -27,9 +27,9 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -42,7 +42,6 @@ __all__ = ["EXECUTORS", "EmbedJob", "MissingExtraError", "RayExecutor", "RaySett
 
 #: Executor names of the ``executor:`` setting and the ``--executor`` option.
 EXECUTORS = ("local", "ray")
-ExecutorName = Literal["local", "ray"]
 
 
 class MissingExtraError(ImportError, ValueError):
@@ -245,18 +244,18 @@ class RayExecutor:
         worker = ray.remote(EmbedWorker).options(
             num_cpus=self.settings.num_cpus_per_actor, num_gpus=gpus, max_restarts=self.settings.max_retries,
             max_task_retries=self.settings.max_retries)
-        actors = [worker.remote(plans[0].job, str(cache.root), self._setup)
+        spec = replace(plans[0].job, examples=())  # the encoder's settings only: small arguments, safe restarts
+        actors = [worker.remote(spec, str(cache.root), self._setup)
                   for _ in range(min(self._n_actors(resources, gpus), n_shards))]
         log(f"embed {encoder.name} (ray): {len(plans)} input list(s), {n_shards} shard(s) of ≤ {size} texts on "
             f"{len(actors)} actor(s) ({self.settings.num_cpus_per_actor:g} CPU, {gpus:g} GPU each)")
         try:
-            orders = ray.get([actors[i % len(actors)].order.remote(p.uniq_texts) if p.sharded else None
-                              for i, p in enumerate(plans)])
-            shards = [s for p, order in zip(plans, orders) for s in p.cut(order, size, encoder, cache)]
-            todo, free, running = list(shards), list(actors), {}
-            with tqdm(total=len(shards), initial=sum(s.done for s in shards), desc=f"embed {encoder.name} (ray)",
+            refs = {i: actors[i % len(actors)].order.remote(p.uniq_texts) for i, p in enumerate(plans) if p.sharded}
+            orders = dict(zip(refs, ray.get(list(refs.values()))))
+            shards = [s for i, p in enumerate(plans) for s in p.cut(orders.get(i), size, encoder, cache)]
+            todo, free, running = [s for s in shards if not s.done], list(actors), {}
+            with tqdm(total=len(shards), initial=len(shards) - len(todo), desc=f"embed {encoder.name} (ray)",
                       unit="shard", disable=not show_progress) as bar:
-                todo = [s for s in todo if not s.done]
                 while todo or running:
                     while free and todo:
                         actor, shard = free.pop(), todo.pop(0)
@@ -270,7 +269,7 @@ class RayExecutor:
             for actor in actors:
                 ray.kill(actor)
         for plan in plans:
-            plan.assemble(encoder, cache, size)
+            plan.assemble(encoder, cache)
 
 
 @dataclass(frozen=True)
@@ -335,7 +334,7 @@ class _Plan:
             shards.append(_Shard(examples, self.layers, None, done))
         return shards
 
-    def assemble(self, encoder: Any, cache: Any, size: int) -> None:
+    def assemble(self, encoder: Any, cache: Any) -> None:
         """Concatenate the shards' entries into the job's own entries (the rows a single local pass would write)."""
         from spatial_probing.embed.cache import save_embeddings
 
