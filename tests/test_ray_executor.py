@@ -153,3 +153,21 @@ def test_cli_embed_and_run_take_executor(ray_session, local_run) -> None:
     assert local and all(_entries(tmp / "cli-ray").get(k) == v for k, v in local.items())
     bad = CliRunner().invoke(app, ["run", str(tmp / "local.yaml"), "--executor", "dask"])
     assert bad.exit_code == 2 and "dask" in bad.output
+
+
+def _blind_worker(path: str, token: str) -> str:
+    """A worker on a node that does not mount the folder: it neither reads the probe file nor answers there."""
+    return f"node-b: cannot read {path} ([Errno 2] No such file or directory)"
+
+
+def test_a_cache_the_workers_cannot_see_is_a_clear_error(ray_session, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import spatial_probing.executor as executor
+
+    ex = executor.RayExecutor(executor.RaySettings())
+    ex.check_shared([tmp_path / "cache"])  # this machine's own folder: seen by its workers
+    monkeypatch.setattr(executor, "_answer_probe", _blind_worker)
+    with pytest.raises(ValueError, match=r"cache is not shared with the Ray workers \(node-b: cannot read .*"
+                                         r"NFS, or object storage"):
+        ex.check_shared([tmp_path / "cache"])
+    assert not list((tmp_path / "cache").iterdir())  # the probe files are cleaned up
