@@ -26,7 +26,7 @@ import os
 import uuid
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -450,7 +450,7 @@ def open_executor(kind: str = "local", *, address: str | None = None, settings: 
             ray.shutdown()
 
 
-def executor_for(config: Any, *, log: Callable[[str], Any] = print) -> Any:
+def executor_for(config: Any, *, log: Callable[[str], Any] = print) -> AbstractContextManager[RayExecutor | None]:
     """:func:`open_executor` for a run config (its ``executor``, ``ray_address``, ``ray``, registries, folders)."""
     cache = config.cache_dir if config.cache_dir is not None else Path(config.out) / "cache"
     return open_executor(config.executor, address=config.ray_address, settings=config.ray,
