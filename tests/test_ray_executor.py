@@ -80,7 +80,7 @@ def test_ray_tables_and_cache_entries_are_byte_identical_to_local(ray_session, l
     assert local and all(remote.get(k) == v for k, v in local.items())  # the (dataset, encoder) entries
     shards = set(remote) - set(local)
     assert len([s for s in shards if s.suffix == ".npy"]) >= 2 * 4  # ≥ 2 shards × 4 layers, kept as entries
-    assert any("embed sbert-minilm (ray)" in line for line in lines)
+    assert any(line.startswith("embed (ray): sbert-minilm:") for line in lines)
     assert sum("finished on ray" in line for line in lines) == 6  # 3 probe + 3 RSA units (with bow:, order:)
 
     # a rerun under ray finds every part current: nothing recomputed, the same tables
@@ -115,8 +115,8 @@ def test_workers_killed_mid_shard_and_mid_unit_are_retried_with_identical_tables
     monkeypatch.setattr(runner, "compute_unit", _dies_once(unit_marker, runner.compute_unit))
 
     class DyingWorker(executor.EmbedWorker):
-        def embed(self, examples, layers, image_dir):
-            return _dies_once(shard_marker, super().embed)(examples, layers, image_dir)
+        def embed(self, spec, examples, layers, image_dir):
+            return _dies_once(shard_marker, super().embed)(spec, examples, layers, image_dir)
 
     monkeypatch.setattr(executor, "EmbedWorker", DyingWorker)
     config = write_config(tmp, sbert, "killed", executor="ray", rsa=None)  # the probe tables suffice here

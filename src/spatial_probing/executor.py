@@ -122,25 +122,37 @@ def _unit_task(fn: Callable[[Any, Any], Any], unit: Any, model_path: Any,
 
 
 class EmbedWorker:
-    """A Ray actor's state: one encoder, its weights loaded once, embedding shards into the shared cache."""
+    """A Ray actor's state: the encoder it was last asked for, loaded once, embedding shards into the shared cache.
 
-    def __init__(self, job: EmbedJob, cache_dir: str, setup: tuple[int | None, tuple[str, ...]]) -> None:
-        from spatial_probing.embed import load_encoder
+    One pool of actors serves every encoder of a run (shards are queued encoder by encoder), so an actor starts
+    once and loads each encoder at most once, instead of a pool (process start-up, imports) per encoder.
+    """
 
+    def __init__(self, cache_dir: str, setup: tuple[int | None, tuple[str, ...]]) -> None:
         _setup_worker(*setup)
-        self.encoder = load_encoder(job.encoder, model_path=job.model_path, device=job.device,
-                                    batch_size=job.batch_size, precision=job.precision)
         self.cache_dir = cache_dir
+        self.spec: EmbedJob | None = None
+        self.encoder: Any = None
 
-    def order(self, texts: list[str]) -> np.ndarray:
+    def _encoder(self, spec: EmbedJob) -> Any:
+        if spec != self.spec:
+            from spatial_probing.embed import load_encoder
+
+            self.encoder = None  # free the previous model first
+            self.encoder = load_encoder(spec.encoder, model_path=spec.model_path, device=spec.device,
+                                        batch_size=spec.batch_size, precision=spec.precision)
+            self.spec = spec
+        return self.encoder
+
+    def order(self, spec: EmbedJob, texts: list[str]) -> np.ndarray:
         """The encoder's batching order of these distinct texts."""
-        return self.encoder.batch_order(texts)
+        return self._encoder(spec).batch_order(texts)
 
-    def embed(self, examples: list[Example], layers: list[str], image_dir: str | None) -> int:
+    def embed(self, spec: EmbedJob, examples: list[Example], layers: list[str], image_dir: str | None) -> int:
         """Embed ``examples`` (a shard, or a whole job) into the cache as one entry; returns how many."""
         from spatial_probing.embed import embed_examples
 
-        embed_examples(examples, self.encoder, layers=layers, cache_dir=self.cache_dir, image_dir=image_dir,
+        embed_examples(examples, self._encoder(spec), layers=layers, cache_dir=self.cache_dir, image_dir=image_dir,
                        show_progress=False)
         return len(examples)
 
@@ -212,64 +224,70 @@ class RayExecutor:
 
     def embed(self, jobs: Sequence[EmbedJob], *, cache_dir: str | Path, log: Callable[[str], Any] = print,
               show_progress: bool = False) -> None:
-        """Embed every job into the cache (skipping those already there), shard by shard on a pool of actors per
-        encoder; lexical encoders (``bow:``, ``order:``) are skipped, they are fitted inside their units."""
+        """Embed every job into the cache (skipping those already there), shard by shard on one pool of actors;
+        lexical encoders (``bow:``, ``order:``) are skipped, they are fitted inside their units."""
         from spatial_probing.embed import EmbeddingCache, LexicalEncoder, load_encoder
 
         cache = EmbeddingCache(cache_dir)
-        groups: dict[tuple, list[EmbedJob]] = {}
-        for job in jobs:
-            groups.setdefault((job.encoder, job.model_path, job.device, job.batch_size, job.precision), []).append(job)
-        for group in groups.values():
-            first = group[0]
-            # fingerprints and layer names need no weights; the driver never loads a model
-            encoder = load_encoder(first.encoder, model_path=first.model_path, device="cpu",
-                                   batch_size=first.batch_size, precision=first.precision)
-            if isinstance(encoder, LexicalEncoder):
-                continue
-            plans = [p for p in (_Plan.make(job, encoder, cache) for job in group) if p is not None]
-            if plans:
-                self._embed_group(plans, encoder, cache, log=log, show_progress=show_progress)
+        groups: dict[EmbedJob, list[EmbedJob]] = {}
+        for job in jobs:  # the encoder's settings, without the inputs, name an encoder group
+            groups.setdefault(replace(job, examples=(), layers="", image_dir=None), []).append(job)
+        plans: list[tuple[EmbedJob, Any, list[_Plan]]] = []
+        for spec, group in groups.items():
+            # fingerprints and layer names need no weights: the driver never loads a model
+            encoder = load_encoder(spec.encoder, model_path=spec.model_path, device="cpu",
+                                   batch_size=spec.batch_size, precision=spec.precision)
+            if not isinstance(encoder, LexicalEncoder):
+                todo = [p for p in (_Plan.make(job, encoder, cache) for job in group) if p is not None]
+                if todo:
+                    plans.append((spec, encoder, todo))
+        if plans:
+            self._embed_plans(plans, cache, log=log, show_progress=show_progress)
 
-    def _embed_group(self, plans: list[_Plan], encoder: Any, cache: Any, *, log: Callable[[str], Any],
-                     show_progress: bool) -> None:
-        """Shard the plans of one encoder, embed the shards on an actor pool, then assemble each job's entries."""
+    def _embed_plans(self, plans: list[tuple[EmbedJob, Any, list[_Plan]]], cache: Any, *,
+                     log: Callable[[str], Any], show_progress: bool) -> None:
+        """Shard every plan and embed the shards on one actor pool, encoder by encoder, then assemble each job's
+        entries."""
         ray = import_ray()
         from tqdm.auto import tqdm
 
         resources = ray.cluster_resources()
         gpus = self._gpus_per_actor(resources)
-        size = math.ceil(self.settings.shard_size / encoder.batch_size) * encoder.batch_size
-        n_shards = sum(p.n_shards(size) for p in plans)
+        sizes = {spec: math.ceil(self.settings.shard_size / enc.batch_size) * enc.batch_size for spec, enc, _ in plans}
+        n_shards = sum(p.n_shards(sizes[spec]) for spec, _, todo in plans for p in todo)
         worker = ray.remote(EmbedWorker).options(
             num_cpus=self.settings.num_cpus_per_actor, num_gpus=gpus, max_restarts=self.settings.max_retries,
             max_task_retries=self.settings.max_retries)
-        spec = replace(plans[0].job, examples=())  # the encoder's settings only: small arguments, safe restarts
-        actors = [worker.remote(spec, str(cache.root), self._setup)
+        actors = [worker.remote(str(cache.root), self._setup)
                   for _ in range(min(self._n_actors(resources, gpus), n_shards))]
-        log(f"embed {encoder.name} (ray): {len(plans)} input list(s), {n_shards} shard(s) of ≤ {size} texts on "
-            f"{len(actors)} actor(s) ({self.settings.num_cpus_per_actor:g} CPU, {gpus:g} GPU each)")
+        log(f"embed (ray): {', '.join(enc.name for _, enc, _ in plans)}: {n_shards} shard(s) of ≤ "
+            f"{max(sizes.values())} texts on {len(actors)} actor(s) ({self.settings.num_cpus_per_actor:g} CPU, "
+            f"{gpus:g} GPU each)")
         try:
-            refs = {i: actors[i % len(actors)].order.remote(p.uniq_texts) for i, p in enumerate(plans) if p.sharded}
-            orders = dict(zip(refs, ray.get(list(refs.values()))))
-            shards = [s for i, p in enumerate(plans) for s in p.cut(orders.get(i), size, encoder, cache)]
-            todo, free, running = [s for s in shards if not s.done], list(actors), {}
-            with tqdm(total=len(shards), initial=len(shards) - len(todo), desc=f"embed {encoder.name} (ray)",
-                      unit="shard", disable=not show_progress) as bar:
-                while todo or running:
-                    while free and todo:
-                        actor, shard = free.pop(), todo.pop(0)
-                        running[actor.embed.remote(list(shard.examples), shard.layers, shard.image_dir)] = actor
-                    ready, _ = ray.wait(list(running), num_returns=1)
-                    for ref in ready:
-                        ray.get(ref)
-                        free.append(running.pop(ref))
-                        bar.update()
+            with tqdm(total=n_shards, desc="embed (ray)", unit="shard", disable=not show_progress) as bar:
+                for spec, encoder, todo in plans:  # encoder by encoder: each actor loads each model at most once
+                    refs = {i: actors[i % len(actors)].order.remote(spec, p.uniq_texts)
+                            for i, p in enumerate(todo) if p.sharded}
+                    orders = dict(zip(refs, ray.get(list(refs.values()))))
+                    shards = [s for i, p in enumerate(todo) for s in p.cut(orders.get(i), sizes[spec], encoder, cache)]
+                    queue, free, running = [s for s in shards if not s.done], list(actors), {}
+                    bar.update(len(shards) - len(queue))
+                    while queue or running:
+                        while free and queue:
+                            actor, shard = free.pop(), queue.pop(0)
+                            running[actor.embed.remote(spec, list(shard.examples), shard.layers,
+                                                       shard.image_dir)] = actor
+                        ready, _ = ray.wait(list(running), num_returns=1)
+                        for ref in ready:
+                            ray.get(ref)
+                            free.append(running.pop(ref))
+                            bar.update()
         finally:
             for actor in actors:
                 ray.kill(actor)
-        for plan in plans:
-            plan.assemble(encoder, cache)
+        for _, encoder, todo in plans:
+            for plan in todo:
+                plan.assemble(encoder, cache)
 
 
 @dataclass(frozen=True)
