@@ -10,5 +10,5 @@ import typer
 ExecutorOption = Annotated[Optional[Literal["local", "ray"]], typer.Option(
     "--executor",
     help="Where embeddings and units run: local (this process) or ray (a Ray cluster at $RAY_ADDRESS or the "
-         "config's ray_address, else a local Ray instance; pip install 'spatial-probing[ray]'). Default: the "
+         "config's ray_address, else a local Ray instance; pip install 'spatial-probing\\[ray]'). Default: the "
          "config's executor, else local.")]
