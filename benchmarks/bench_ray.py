@@ -89,7 +89,7 @@ def run_once(cfg: dict, folder: Path, executor: str) -> dict:
                               if (config.out / t).exists()}}
 
 
-def shard_scaling(folder: Path, n_shards: int = 4, shard_size: int = 512) -> dict:
+def shard_scaling(folder: Path, n_shards: int = 4, shard_size: int = 1024) -> dict:
     """Embed ``n_shards`` × ``shard_size`` distinct captions with all-MiniLM-L6-v2 on 1 and on 2 actors (cold cache
     each), and in one local process."""
     import ray
@@ -101,7 +101,7 @@ def shard_scaling(folder: Path, n_shards: int = 4, shard_size: int = 512) -> dic
     model = Path("/work/models/all-MiniLM-L6-v2")
     model_path = str(model) if model.is_dir() else None  # else the demo's packaged copy
     seen, examples = set(), []
-    for e in task_examples("synthetic-relation", load_kwargs={"n_scenes": 1200}):
+    for e in task_examples("synthetic-relation", load_kwargs={"n_scenes": 2400}):
         if e.text not in seen:
             seen.add(e.text)
             examples.append(e)
