@@ -108,10 +108,10 @@ def shard_scaling(folder: Path, n_shards: int = 4, shard_size: int = 1024) -> di
     examples = examples[:n_shards * shard_size]
     out: dict = {"texts": len(examples), "shards": math.ceil(len(examples) / shard_size), "shard_size": shard_size,
                  "encoder": "sbert-minilm (all-MiniLM-L6-v2)", "runs": []}
-    for actors in (1, 2):
-        cache = folder / f"scale-{actors}"
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-        try:
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)  # one instance: each pool starts its actors
+    try:
+        for actors in (1, 2):
+            cache = folder / f"scale-{actors}"
             load_before = os.getloadavg()
             start = time.perf_counter()
             with open_executor("ray", settings=RaySettings(num_actors=actors, shard_size=shard_size),
@@ -120,8 +120,8 @@ def shard_scaling(folder: Path, n_shards: int = 4, shard_size: int = 1024) -> di
                          cache_dir=cache)
             out["runs"].append({"actors": actors, "wall_s": round(time.perf_counter() - start, 2),
                                 "load_before": load_before, "load_after": os.getloadavg()})
-        finally:
-            ray.shutdown()
+    finally:
+        ray.shutdown()
     load_before = os.getloadavg()
     start = time.perf_counter()
     embed_examples(examples, load_encoder("sbert-minilm", model_path=model_path, device="cpu"), layers="all",
@@ -156,6 +156,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "ray.json"))
     args = ap.parse_args()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_raylet_start_wait_time_s", "180")  # a loaded machine starts Ray slowly
     folder = Path(tempfile.mkdtemp(prefix="bench-ray-"))
     try:
         cfg = demo_sized(args.quick)
