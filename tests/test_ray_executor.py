@@ -27,9 +27,9 @@ TABLES = ("results.parquet", "results.csv", "predictions.parquet", "comparisons.
 @pytest.fixture(scope="module")
 def ray_session():
     """A local Ray instance with 2 CPUs, no dashboard, no usage reporting; shut down after the module."""
-    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'spatial-probing[ray]')")
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     os.environ.setdefault("RAY_raylet_start_wait_time_s", "180")  # Ray's 60 s runs out on a loaded machine
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'spatial-probing[ray]')")
     # the killing wrappers below are defined here: ship them by value (workers cannot import test modules)
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=100 * 2**20,
