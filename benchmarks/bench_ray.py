@@ -60,7 +60,8 @@ def demo_sized(quick: bool) -> dict:
 
 
 def run_once(cfg: dict, folder: Path, executor: str) -> dict:
-    """One cold run of ``cfg`` under ``executor`` in ``folder``: wall seconds (Ray's start-up counted apart)."""
+    """One cold run of ``cfg`` under ``executor`` in ``folder``: wall seconds (Ray's start-up counted apart; the
+    instance stays up for the scaling part: a second ``ray.init`` in one process timed out here under load)."""
     from spatial_probing.pipeline import load_run_config, run
 
     path = folder / f"{executor}.yaml"
@@ -75,13 +76,7 @@ def run_once(cfg: dict, folder: Path, executor: str) -> dict:
 
         ray.init(include_dashboard=False, log_to_driver=False)  # sized to the machine, as `run` does
         init_s = time.perf_counter() - start
-    try:
-        run(config, log=lambda *_: None, show_progress=False)
-    finally:
-        if executor == "ray":
-            import ray
-
-            ray.shutdown()
+    run(config, log=lambda *_: None, show_progress=False)
     wall = time.perf_counter() - start
     return {"executor": executor, "wall_s": round(wall, 2), "ray_init_s": round(init_s, 2),
             "load_before": load_before, "load_after": os.getloadavg(),
@@ -91,9 +86,7 @@ def run_once(cfg: dict, folder: Path, executor: str) -> dict:
 
 def shard_scaling(folder: Path, n_shards: int = 4, shard_size: int = 1024) -> dict:
     """Embed ``n_shards`` × ``shard_size`` distinct captions with all-MiniLM-L6-v2 on 1 and on 2 actors (cold cache
-    each), and in one local process."""
-    import ray
-
+    each; on the running Ray instance), and in one local process."""
     from spatial_probing.embed import embed_examples, load_encoder
     from spatial_probing.executor import EmbedJob, RaySettings, open_executor
     from spatial_probing.probe.runner import task_examples
@@ -108,20 +101,16 @@ def shard_scaling(folder: Path, n_shards: int = 4, shard_size: int = 1024) -> di
     examples = examples[:n_shards * shard_size]
     out: dict = {"texts": len(examples), "shards": math.ceil(len(examples) / shard_size), "shard_size": shard_size,
                  "encoder": "sbert-minilm (all-MiniLM-L6-v2)", "runs": []}
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)  # one instance: each pool starts its actors
-    try:
-        for actors in (1, 2):
-            cache = folder / f"scale-{actors}"
-            load_before = os.getloadavg()
-            start = time.perf_counter()
-            with open_executor("ray", settings=RaySettings(num_actors=actors, shard_size=shard_size),
-                               shared=[cache], log=lambda *_: None) as ex:
-                ex.embed([EmbedJob("sbert-minilm", tuple(examples), model_path=model_path, device="cpu")],
-                         cache_dir=cache)
-            out["runs"].append({"actors": actors, "wall_s": round(time.perf_counter() - start, 2),
-                                "load_before": load_before, "load_after": os.getloadavg()})
-    finally:
-        ray.shutdown()
+    for actors in (1, 2):  # each pool starts its own actors (process start-up and model load are counted)
+        cache = folder / f"scale-{actors}"
+        load_before = os.getloadavg()
+        start = time.perf_counter()
+        with open_executor("ray", settings=RaySettings(num_actors=actors, shard_size=shard_size),
+                           shared=[cache], log=lambda *_: None) as ex:
+            ex.embed([EmbedJob("sbert-minilm", tuple(examples), model_path=model_path, device="cpu")],
+                     cache_dir=cache)
+        out["runs"].append({"actors": actors, "wall_s": round(time.perf_counter() - start, 2),
+                            "load_before": load_before, "load_after": os.getloadavg()})
     load_before = os.getloadavg()
     start = time.perf_counter()
     embed_examples(examples, load_encoder("sbert-minilm", model_path=model_path, device="cpu"), layers="all",
@@ -184,6 +173,9 @@ def main() -> None:
               f"{result['overhead_ratio']}; tables identical: {result['tables_identical']}; 4 shards on 1 vs 2 "
               f"actors: speed-up {result['shard_scaling']['speedup_2_vs_1']}; load {os.getloadavg()[0]:.1f}")
     finally:
+        import ray
+
+        ray.shutdown()
         shutil.rmtree(folder, ignore_errors=True)
 
 
