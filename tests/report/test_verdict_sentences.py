@@ -123,6 +123,15 @@ def check_report(run_dir: Path, html: str) -> int:
                 assert (r.diff_low > 0) == (kind == "gain") and (r.diff_high < 0) == (kind == "loss")
             elif kind == "equivalent":
                 assert f"within ±{100 * rules.margin:g} points" in text and r.p_tost_holm < rules.alpha
+            elif kind == "inconclusive":
+                assert points(r["diff"]) in text and points(r.diff_low) in text and points(r.diff_high) in text
+                any_sig = r.p_t_holm < rules.alpha or r.p_perm_holm < rules.alpha or r.diff_low > 0 or r.diff_high < 0
+                assert r.reason in text, text
+                if r.reason == "tests disagree" or r.reason.startswith("not significant"):
+                    assert (r.reason == "tests disagree") == bool(any_sig), text
+                assert r.p_tost_holm >= rules.alpha
+            elif kind == "uninformative":
+                assert r.reason in text and f"{r.acc_a:.3f}" in text and f"{r.acc_b:.3f}" in text
             else:
                 pytest.fail(f"unexpected verdict sentence kind {kind!r}: {text}")
         checked += 1
@@ -160,3 +169,37 @@ def test_every_sentence_of_a_real_tiny_run_is_rederived(tmp_path: Path, monkeypa
     preds = pd.read_parquet(config.out / "predictions.parquet")
     assert preds.cluster.nunique() < len(preds.example_id.unique())  # captions of a scene share a cluster
     assert (config.out / "rsa_pairs.csv").is_file()
+
+
+@pytest.mark.slow  # real VSR captions (zero-shot split), a tiny model, the lexical floor: a real-data report
+def test_every_sentence_of_a_real_data_run_is_rederived(tmp_path: Path, real_data: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from conftest_models import build_tiny_sbert
+
+    from spatial_probing.pipeline import load_run_config, run
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    models = {"sbert-minilm": str(build_tiny_sbert(tmp_path / "sbert"))}
+    cfg = {"out": "run", "cache_dir": "cache", "data_dir": str(real_data),
+           "tasks": ["vsr-category", "vsr-converse-transfer"],
+           "encoders": ["sbert-minilm"], "layers": "final", "seeds": [0], "Cs": [1.0], "inner_folds": 2,
+           "mdl_seeds": 0, "n_boot": 100, "max_train": 150, "max_test": 100, "device": "cpu", "model_paths": models,
+           "rsa": None, "meaning": None, "verdicts": {"n_boot": 300, "n_permutations": 1000}}
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(cfg))
+    config = load_run_config(tmp_path / "run.yaml")
+    paths = run(config, log=lambda *_: None, show_progress=False)
+    html = Path(paths["report"]).read_text(encoding="utf-8")
+    assert check_report(config.out, html) >= 2
+    family = pd.read_csv(config.out / "verdicts.csv")
+    assert {"vsr-category", "vsr-converse-transfer"} <= set(family.task)
+
+
+def test_every_sentence_of_a_given_run_is_rederived() -> None:
+    """``SPATIAL_PROBING_CHECK_RUN=runs/study-offline pytest -k given_run`` audits a finished run's report."""
+    import os
+
+    run_dir = os.environ.get("SPATIAL_PROBING_CHECK_RUN")
+    if not run_dir:
+        pytest.skip("set SPATIAL_PROBING_CHECK_RUN to a finished run directory to audit its report")
+    run_dir = Path(run_dir)
+    assert check_report(run_dir, (run_dir / "report.html").read_text(encoding="utf-8")) >= 1

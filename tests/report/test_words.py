@@ -32,3 +32,10 @@ def test_sentences_follow_the_interval() -> None:
     assert "meaning usually wins over shared words" in text
     assert "bow: (layer 0)" in text and "shared words usually win over meaning" in text
     assert meaning_sentences(pd.DataFrame()) == []
+
+
+def test_skipped_captions_are_shown_with_their_reasons() -> None:
+    m = _meaning().assign(n_skipped=3, skip_reasons='{"no converse: motion": 2, "caption does not parse": 1}')
+    rows = meaning_rows(m)
+    assert rows[0][-1] == "3 (no converse: motion: 2; caption does not parse: 1)"
+    assert meaning_rows(_meaning())[0][-1] == "0"  # a table without the columns (older runs) shows none skipped

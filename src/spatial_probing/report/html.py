@@ -205,16 +205,43 @@ def _rsa_table(analysis: RunAnalysis) -> Table | None:
                   "bag-of-words RDM.")
 
 
-def _words_section(tables: RunTables) -> dict[str, Any] | None:
-    """The meaning-over-words index and the caption-pair step (:mod:`spatial_probing.report.words`), if run."""
-    from spatial_probing.report import words
+def _kinds_table(kinds: pd.DataFrame) -> Table | None:
+    """The answer per relation kind (:mod:`spatial_probing.report.kinds`): identity, meaning, converse transfer."""
+    from spatial_probing.report import kinds as k
+
+    if kinds.empty:
+        return None
+    rows = [[r.dataset, r.kind, r.encoder, _ci(r.identity_acc, r.identity_low, r.identity_high), k.identity_words(r),
+             _ci(r.meaning, r.meaning_low, r.meaning_high) + (f" (layer {r.meaning_layer})" if r.meaning_layer else ""),
+             k.meaning_words(r), _ci(r.converse_acc, r.converse_low, r.converse_high), _num(r.converse_chance),
+             k.converse_words(r)] for _, r in kinds.iterrows()]
+    return _table([("dataset", False), ("relation kind", False), ("encoder", False), ("relation identity [95% CI]", True),
+                   ("lexical?", False), ("meaning over words [95% CI]", True), ("reading", False),
+                   ("converse transfer [95% CI]", True), ("chance", True), ("reading", False)], rows,
+                  [r.identity_lexical is False or (r.meaning_low > 0.5) or r.converse_verdict == "gain"
+                   for _, r in kinds.iterrows()],
+                  "Relation identity and converse transfer at each encoder's chosen layer (the verdict family's "
+                  "encoder − best lexical floor rows); meaning over words at the deepest layer. Highlighted: a "
+                  "kind where some answer is not in the words (identity above the floor, index above 0.5, or a "
+                  "corrected gain over the floor on converse transfer).",
+                  ids=[f"kind-{r.dataset}-{r.kind}-{r.encoder}".replace(":", "_").replace(" ", "_")
+                       for _, r in kinds.iterrows()])
+
+
+def _words_section(tables: RunTables, analysis: RunAnalysis) -> dict[str, Any] | None:
+    """The answer per relation kind, the meaning-over-words index and the caption-pair step, if run."""
+    from spatial_probing.report import kinds, words
 
     meaning, pairs = words.meaning_rows(tables.meaning), words.pairs_rows(tables.pairs)
-    if not meaning and not pairs:
+    per_kind = kinds.kind_answer(analysis.family, tables.meaning)
+    if not meaning and not pairs and per_kind.empty:
         return None
+    if not per_kind.empty:
+        with atomic_path(tables.run_dir / "kinds.csv") as tmp:
+            per_kind.to_csv(tmp, index=False)
     mtable = _table([("dataset", False), ("encoder", False), ("layer", False), ("relation kind", False),
-                     ("index [95% CI]", True), ("triples", True), ("clusters", True)],
-                    [[d, e, layer, k, _ci(v, lo, hi), str(n), str(c)] for d, e, layer, k, v, lo, hi, n, c in meaning],
+                     ("index [95% CI]", True), ("triples", True), ("clusters", True), ("skipped captions (why)", False)],
+                    [[d, e, layer, k, _ci(v, lo, hi), str(n), str(c), sk] for d, e, layer, k, v, lo, hi, n, c, sk in meaning],
                     [row[5] > 0.5 for row in meaning],
                     "Share of (caption, converse paraphrase, argument swap) triples where the caption is closer to "
                     "its paraphrase than to its swap, at each encoder's deepest layer. A bag of words scores 0 by "
@@ -227,7 +254,8 @@ def _words_section(tables: RunTables) -> dict[str, Any] | None:
                     caption="Caption pairs, text side: the blind choice probe is a text-plausibility baseline, not "
                             "grounding; image–text matching needs images and an image–text encoder.") \
         if pairs else None
-    return {"meaning_sentences": words.meaning_sentences(tables.meaning), "meaning": mtable, "pairs": ptable}
+    return {"meaning_sentences": words.meaning_sentences(tables.meaning), "meaning": mtable, "pairs": ptable,
+            "kinds": _kinds_table(per_kind), "kind_sentences": kinds.kind_sentences(per_kind)}
 
 
 def _setup(tables: RunTables, analysis: RunAnalysis) -> dict[str, Any]:
@@ -425,7 +453,7 @@ def build_report(run_dir: str | Path, *, out: str | Path | None = None, figures_
         baseline_findings=[f for f in analysis.baseline_findings()  # per-category "at chance": chance_categories
                            if not (f.kind == "chance" and f.subset not in ("", "all"))],
         chance_categories=_chance_categories(analysis), accuracy=_accuracy_table(analysis),
-        rsa_findings=analysis.rsa_findings(), rsa=_rsa_table(analysis), lab=lab, words=_words_section(tables),
+        rsa_findings=analysis.rsa_findings(), rsa=_rsa_table(analysis), lab=lab, words=_words_section(tables, analysis),
         replication=replication_section(run_dir),
         figures={"probing_categories": [drawn[n] for n in _PROBING_CATEGORY_FIGURES if n in drawn],
                  "probing": [f for n, f in drawn.items()

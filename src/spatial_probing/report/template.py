@@ -145,6 +145,14 @@ which relation types gain from grounding.</p>
 <p>Targets whose answer the words alone cannot give: a converse paraphrase says the same in other words, an argument
 swap says the opposite in the same words. A representation that encodes the spatial meaning puts the caption nearer
 its paraphrase; one that encodes the words puts it nearer its swap.</p>
+{% if words.kinds %}
+<h3 id="kinds">The answer per relation kind</h3>
+<p>Three questions a bag of words cannot fake: is the relation read off the words (a lexical floor reaches the
+encoder), is the caption nearer its converse paraphrase than its argument swap, and does a fact learned from one
+wording transfer to the converse wording. Also in <code>kinds.csv</code>.</p>
+{% if words.kind_sentences %}<ul>{% for s in words.kind_sentences %}<li>{{ s }}</li>{% endfor %}</ul>{% endif %}
+{{ table(words.kinds) }}
+{% endif %}
 {% if words.meaning_sentences %}<ul>{% for s in words.meaning_sentences %}<li>{{ s }}</li>{% endfor %}</ul>{% endif %}
 {% if words.meaning %}{{ table(words.meaning) }}{% endif %}
 {% if words.pairs %}<h3 id="caption-pairs">Caption pairs (SugarCrepe, ARO, What'sUp)</h3>{{ table(words.pairs) }}{% endif %}

@@ -51,11 +51,25 @@ def meaning_sentences(meaning: pd.DataFrame) -> list[str]:
     return out
 
 
+def skipped_words(n_skipped: Any, reasons: Any) -> str:
+    """``n (reason: count, …)``: the captions that gave no triple and why (largest reasons first)."""
+    import json
+
+    if n_skipped is None or pd.isna(n_skipped) or int(n_skipped) == 0:
+        return "0"
+    counts = json.loads(reasons) if isinstance(reasons, str) and reasons else dict(reasons or {})
+    top = sorted(counts.items(), key=lambda kv: -kv[1])[:3]
+    more = "" if len(counts) <= 3 else f", {len(counts) - 3} more reasons"
+    return f"{int(n_skipped)} (" + "; ".join(f"{why}: {n}" for why, n in top) + more + ")"
+
+
 def meaning_rows(meaning: pd.DataFrame) -> list[list[Any]]:
-    """Table rows (dataset, encoder, layer, kind, value, low, high, triples, clusters) at each deepest layer."""
+    """Table rows (dataset, encoder, layer, kind, value, low, high, triples, clusters, skipped) at each deepest
+    layer; skipped says how many captions gave no triple and why (no parse, no converse, symmetric, repeated)."""
     rows = deepest_layers(meaning)
     return [] if rows.empty else [
-        [r.dataset, r.encoder, str(r.layer), r.kind, r.value, r.ci_low, r.ci_high, int(r.n_triples), int(r.n_clusters)]
+        [r.dataset, r.encoder, str(r.layer), r.kind, r.value, r.ci_low, r.ci_high, int(r.n_triples), int(r.n_clusters),
+         skipped_words(getattr(r, "n_skipped", 0), getattr(r, "skip_reasons", None))]
         for r in rows.sort_values(["dataset", "encoder", "kind"], kind="mergesort").itertuples()]
 
 
