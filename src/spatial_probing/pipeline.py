@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from spatial_probing.embed.config import LEXICAL_ENCODERS, is_lexical_floor
 from spatial_probing.errors import UnknownNameError
+from spatial_probing.executor import RaySettings, executor_for, unit_embed_jobs
 from spatial_probing.io import read_yaml_model
 from spatial_probing.probe.engine import ProbeSettings
 from spatial_probing.probe.erasure import ErasureSettings
@@ -68,6 +69,9 @@ class RunConfig(BaseModel):
     ``erasure`` adds the LEACE causal test (:mod:`spatial_probing.probe.erasure`; ``erasure.parquet``/``.csv``).
     ``precision`` (``fp32`` | ``bf16`` | ``int8``, :mod:`spatial_probing.embed.precision`) is the probe units'
     encoding precision (opt-in; part of the embedding cache key); the RSA and meaning steps encode in fp32.
+    ``executor: ray`` embeds (in shards) and runs the probe and RSA units on Ray (:mod:`spatial_probing.executor`):
+    on the cluster at ``ray_address`` (or ``$RAY_ADDRESS``), else on a local Ray instance; ``ray`` sets actor and
+    task resources (:class:`~spatial_probing.executor.RaySettings`). The tables are those of ``executor: local``.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -104,6 +108,9 @@ class RunConfig(BaseModel):
     protocol: Literal["standard", "founding-study"] = "standard"
     erasure: ErasureSettings | None = None
     precision: Literal["fp32", "bf16", "int8"] = "fp32"
+    executor: Literal["local", "ray"] = "local"
+    ray_address: str | None = None
+    ray: RaySettings = Field(default_factory=RaySettings)
 
     @field_validator("lexical_floor")
     @classmethod
@@ -256,20 +263,30 @@ def _checked_and_prepared(config: RunConfig, *, log=print) -> RunConfig:
     return config
 
 
-def run(config: RunConfig, *, command: str = "", log=print, show_progress: bool = True) -> dict[str, Path]:
+def run(config: RunConfig, *, command: str = "", log=print, show_progress: bool = True,
+        executor: Any = None) -> dict[str, Path]:
     """Run (or resume) every unit of ``config`` and assemble the run directory's tables (then the RSA step).
 
     The whole config is checked first (:func:`validate_run_config`); a config with problems raises
-    :class:`RunConfigError` before anything is embedded, probed or written.
+    :class:`RunConfigError` before anything is embedded, probed or written. With ``executor: ray`` the
+    embeddings and the probe and RSA units run on Ray (``executor``: an open one to reuse).
     """
     config = _checked_and_prepared(config, log=log)
     if config.protocol == "founding-study":
         return _run_founding_study(config, command=command, log=log)
+    if config.executor == "ray" and executor is None:
+        with executor_for(config, log=log) as executor:
+            return run(config, command=command, log=log, show_progress=show_progress, executor=executor)
+    if executor is not None:  # embeddings first, in shards over the cluster; the units then read the cache
+        executor.embed(unit_embed_jobs(config.units(), data_dir=config.data_dir, model_paths=dict(config.model_paths),
+                                       image_dir=config.image_dir),
+                       cache_dir=config.cache_dir or config.out / "cache", log=log, show_progress=show_progress)
     paths = run_units(config.units(), config.out, data_dir=config.data_dir, model_paths=dict(config.model_paths),
                       cache_dir=config.cache_dir, image_dir=config.image_dir, command=command,
-                      run_config=config.model_dump(mode="json"), log=log, show_progress=show_progress)
+                      run_config=config.model_dump(mode="json"), log=log, show_progress=show_progress,
+                      executor=executor)
     if config.rsa is not None:
-        paths.update(run_rsa_step(config, command=command, log=log, show_progress=show_progress))
+        paths.update(run_rsa_step(config, command=command, log=log, show_progress=show_progress, executor=executor))
     if config.meaning_units():
         paths.update(run_meaning_step(config, command=command, log=log))
     if config.pairs is not None:
@@ -316,14 +333,19 @@ def _run_erasure_step(config: RunConfig, *, log=print) -> dict[str, Path]:
                        task_options=config.task_options, device=config.device, log=log)
 
 
-def run_rsa_step(config: RunConfig, *, command: str = "", log=print, show_progress: bool = True) -> dict[str, Path]:
+def run_rsa_step(config: RunConfig, *, command: str = "", log=print, show_progress: bool = True,
+                 executor: Any = None) -> dict[str, Path]:
     """Only the RSA step of ``config`` (``rsa.parquet``/``.csv``, ``rdms/``), sharing the run's embedding cache."""
     if config.rsa is None:
         raise ValueError("the run config has `rsa: null`: the RSA step is turned off")
     config = _checked_and_prepared(config, log=log)
+    if config.executor == "ray" and executor is None:
+        with executor_for(config, log=log) as executor:
+            return run_rsa_step(config, command=command, log=log, show_progress=show_progress, executor=executor)
     return run_rsa(config.rsa_units(), config.out, data_dir=config.data_dir, model_paths=dict(config.model_paths),
                    cache_dir=config.cache_dir, image_dir=config.image_dir, command=command,
-                   run_config=config.model_dump(mode="json"), log=log, show_progress=show_progress)
+                   run_config=config.model_dump(mode="json"), log=log, show_progress=show_progress,
+                   executor=executor)
 
 
 def run_meaning_step(config: RunConfig, *, command: str = "", log=print) -> dict[str, Path]:

@@ -133,6 +133,19 @@ def inputs_hash(examples: Sequence[Example], encoder: Encoder, *,
     return sha256_bytes(json.dumps(parts, sort_keys=True).encode("utf-8"))
 
 
+def save_embeddings(cache: EmbeddingCache, encoder: Encoder, fingerprint: str, inputs_key: str,
+                    examples: Sequence[Example], arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Write computed layers of ``examples`` as cache entries (and the encoder's ``encoder.json`` once); returns
+    them memory-mapped. The one writer of entries, whether the layers came from one pass or from shards."""
+    encoder_json = cache.root / fingerprint[:_PREFIX] / "encoder.json"
+    if not encoder_json.exists():
+        atomic_write_json(encoder_json, {"fingerprint": fingerprint, **encoder.info.model_dump()})
+    return {layer: cache.save(fingerprint, inputs_key, layer, array,
+                              {"encoder": encoder.name, "n_examples": len(examples),
+                               "first_id": examples[0].id, "last_id": examples[-1].id})
+            for layer, array in arrays.items()}
+
+
 def embed_examples(examples: Sequence[Example], encoder: Encoder, *, layers: str | Sequence[str] = "all",
                    cache_dir: str | os.PathLike[str] | None, image_dir: str | os.PathLike[str] | None = None,
                    show_progress: bool = True) -> dict[str, np.ndarray]:
@@ -172,13 +185,7 @@ def embed_examples(examples: Sequence[Example], encoder: Encoder, *, layers: str
         else:
             computed = encoder.encode(texts, images, layers=missing, show_progress=show_progress)
         if cache is not None:
-            encoder_json = cache.root / fp[:_PREFIX] / "encoder.json"
-            if not encoder_json.exists():
-                atomic_write_json(encoder_json, {"fingerprint": fp, **encoder.info.model_dump()})
-            for layer in missing:
-                result[layer] = cache.save(fp, ih, layer, computed[layer],
-                                           {"encoder": encoder.name, "n_examples": len(examples),
-                                            "first_id": examples[0].id, "last_id": examples[-1].id})
+            result.update(save_embeddings(cache, encoder, fp, ih, examples, {k: computed[k] for k in missing}))
         else:
             result.update(computed)
     return {layer: result[layer] for layer in wanted}

@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from spatial_probing.cli_errors import fail, progress_wanted
+from spatial_probing.cli_options import ExecutorOption
 
 
 def embed(
@@ -34,6 +35,7 @@ def embed(
     precision: Annotated[str, typer.Option("--precision", help="fp32 | bf16 | int8 (opt-in, faster on CPUs with "
                                            "AVX-512 BF16 / VNNI; part of the cache key).")] = "fp32",
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+    executor: ExecutorOption = None,
 ) -> None:
     """Embed a dataset with an encoder (every requested layer, one pass) into the content-keyed cache."""
     from spatial_probing.data import DataError, load_dataset
@@ -64,6 +66,14 @@ def embed(
                                 f"has no 'train' examples")
             enc.fit(train)
         start = time.perf_counter()
+        if executor == "ray" and not isinstance(enc, LexicalEncoder):  # shards on Ray; then read from the cache
+            from spatial_probing.executor import EmbedJob, open_executor
+
+            with open_executor("ray", registries=[registry] if registry else [], shared=[out], log=typer.echo) as ex:
+                ex.embed([EmbedJob(encoder, tuple(examples), layers=layers, model_path=model_path and str(model_path),
+                                   device=device, batch_size=batch_size, precision=precision,
+                                   image_dir=image_dir and str(image_dir))],
+                         cache_dir=out, log=typer.echo, show_progress=progress_wanted(quiet))
         arrays = embed_examples(examples, enc, layers=layers, cache_dir=out, image_dir=image_dir,
                                 show_progress=progress_wanted(quiet))
         seconds = time.perf_counter() - start

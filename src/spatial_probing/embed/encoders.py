@@ -239,6 +239,19 @@ class Encoder(ABC):
             ident["precision"] = self.precision
         return sha256_bytes(json.dumps(ident, sort_keys=True).encode("utf-8"))
 
+    def load(self) -> Encoder:
+        """Load the weights (once; ``encode`` does it on first use) and apply the precision; returns self."""
+        if self._model is None:
+            self._load()
+            check = self.precision == "int8" and self.config.modality == "text"  # int8 is checked against fp32
+            every = list(self.layer_names)
+            reference = self._encode(list(CHECK_TEXTS), None, every, False) if check else None
+            self.kernel = apply_precision(self._model, self.precision, self.device)
+            if reference is not None:
+                self.kernel += faithfulness_note(reference, self._encode(list(CHECK_TEXTS), None, every, False),
+                                                 self.precision)
+        return self
+
     def encode(self, texts: Sequence[str] | None = None, images: Sequence[Any] | None = None, *,
                layers: str | Sequence[str] = "all", show_progress: bool = False) -> dict[str, np.ndarray]:
         """Embed inputs: ``{layer: float32 array (n, d)}``, rows in input order, one forward pass per batch."""
@@ -266,15 +279,7 @@ class Encoder(ABC):
         if n == 0:
             raise ValueError("nothing to encode: got 0 inputs")
         wanted = select_layers(layers, self.layer_names)
-        if self._model is None:
-            self._load()
-            check = self.precision == "int8" and image_list is None  # int8 is checked against fp32 on a few sentences
-            every = list(self.layer_names)
-            reference = self._encode(list(CHECK_TEXTS), None, every, False) if check else None
-            self.kernel = apply_precision(self._model, self.precision, self.device)
-            if reference is not None:
-                self.kernel += faithfulness_note(reference, self._encode(list(CHECK_TEXTS), None, every, False),
-                                                 self.precision)
+        self.load()
         out = self._encode(text_list, image_list, wanted, show_progress)
         return {k: out[k] for k in wanted}
 
@@ -299,17 +304,25 @@ class _TextEncoder(Encoder):
     def _forward(self, feats: dict[str, Any], layers: list[str]) -> dict[str, torch.Tensor]:
         """One batch → ``{layer: (b, d) tensor}``."""
 
+    def batch_order(self, uniq: list[str]) -> np.ndarray:
+        """The order in which distinct texts are batched: longest first (stable), so a batch pads little.
+
+        A distributed run cuts this order into shards of whole batches, so that every text is embedded in
+        the same batch, with the same padding, as in one local pass (:mod:`spatial_probing.executor`).
+        """
+        lengths = [len(ids) for ids in
+                   self.load().tokenizer(uniq, truncation=True, max_length=self.max_length)["input_ids"]]
+        n_long = sum(ln >= self.max_length for ln in lengths)
+        if n_long:
+            warnings.warn(f"{self.name}: {n_long} of {len(uniq)} texts reach the {self.max_length}-token limit "
+                          f"and may be truncated", stacklevel=5)
+        return np.argsort(-np.asarray(lengths), kind="stable")
+
     def _encode_texts(self, texts: list[str], layers: list[str], show_progress: bool) -> dict[str, np.ndarray]:
         import torch
 
         uniq, inverse = _unique(texts)
-        lengths = [len(ids) for ids in
-                   self.tokenizer(uniq, truncation=True, max_length=self.max_length)["input_ids"]]
-        n_long = sum(ln >= self.max_length for ln in lengths)
-        if n_long:
-            warnings.warn(f"{self.name}: {n_long} of {len(uniq)} texts reach the {self.max_length}-token limit "
-                          f"and may be truncated", stacklevel=4)
-        order = np.argsort(-np.asarray(lengths), kind="stable")
+        order = self.batch_order(uniq)
         out: dict[str, np.ndarray] = {}
         with torch.inference_mode(), tqdm(total=len(uniq), desc=f"embed {self.name}", unit="text",
                                           disable=not show_progress, leave=False) as bar:

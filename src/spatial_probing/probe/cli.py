@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from spatial_probing.cli_errors import exit_on, fail, progress_wanted
+from spatial_probing.cli_options import ExecutorOption
 from spatial_probing.data.errors import DataError
 
 
@@ -78,12 +79,15 @@ def probe_tasks() -> None:
 
 
 def run_config(config: Path = typer.Argument(..., help="Run config YAML (tasks, encoders, probes, seeds, paths)."),
-               quiet: bool = typer.Option(False, "--quiet", help="No progress bars.")) -> None:
+               quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+               executor: ExecutorOption = None) -> None:
     """Run data → embed → probe → RSA → report for every combination in CONFIG; resumes finished units."""
     from spatial_probing.pipeline import check_run_config, load_run_config, run
 
     with exit_on(ValueError, DataError, FileNotFoundError):
         loaded = load_run_config(config)
+        if executor is not None:
+            loaded = loaded.model_copy(update={"executor": executor})
         check_run_config(loaded, source=config)  # every problem at once, before anything is written
         paths = run(loaded, command=shlex.join(sys.argv), log=typer.echo, show_progress=progress_wanted(quiet))
     typer.echo("wrote " + ", ".join(str(paths[k]) for k in ("results", "comparisons", "summary", "manifest")

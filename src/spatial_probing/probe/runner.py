@@ -14,6 +14,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -498,23 +499,35 @@ def assemble(out_dir: str | Path, *, command: str = "", config: dict[str, Any] |
     return paths
 
 
+def compute_unit(config: UnitConfig, model_path: str | Path | None, *, out_dir: Path,
+                 data_dir: str | Path | None = None, cache_dir: str | Path | None = None,
+                 image_dir: str | Path | None = None, show_progress: bool = True) -> None:
+    """Compute one unit and write its part: the work of one executor call (here, or a Ray task)."""
+    results, predictions, meta = run_unit(config, data_dir=data_dir, model_path=model_path,
+                                          cache_dir=cache_dir, image_dir=image_dir, show_progress=show_progress)
+    write_unit(out_dir, config, results, predictions, meta)
+
+
 def run_units(configs: Sequence[UnitConfig], out_dir: str | Path, *, data_dir: str | Path | None = None,
               model_paths: dict[str, str | Path] | None = None, cache_dir: str | Path | None = None,
               image_dir: str | Path | None = None, command: str = "", run_config: dict[str, Any] | None = None,
-              show_progress: bool = True, log=print) -> dict[str, Path]:
+              show_progress: bool = True, log=print, executor: Any = None) -> dict[str, Path]:
     """Compute every unit not already done (same hash), task by task (logging each task's encoders beside its
-    lexical floor when it finishes), then assemble the run's tables."""
+    lexical floor when it finishes), then assemble the run's tables. ``executor``: where the units run
+    (None: here; see :mod:`spatial_probing.executor`)."""
+    from spatial_probing.executor import map_units
+
     out_dir = Path(out_dir)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     cache_dir = cache_dir if cache_dir is not None else out_dir / "cache"
-    for task in dict.fromkeys(c.task for c in configs):
+
+    def floor(task: str) -> None:
         of_task = [c for c in configs if c.task == task]
-        for config, model_path in pending_units(of_task, lambda c, w: unit_done(out_dir, c, w, data_dir=data_dir), stage="probe",
-                                                label=lambda c: f"{c.task} × {c.encoder} ({c.settings.probe})",
-                                                model_paths=model_paths, cache_dir=cache_dir, log=log,
-                                                show_progress=show_progress):
-            results, predictions, meta = run_unit(config, data_dir=data_dir, model_path=model_path,
-                                                  cache_dir=cache_dir, image_dir=image_dir, show_progress=show_progress)
-            write_unit(out_dir, config, results, predictions, meta)
         log(format_floor_table(pd.concat([pd.read_parquet(unit_paths(out_dir, c)["results"]) for c in of_task]), task))
+
+    map_units(partial(compute_unit, out_dir=out_dir, data_dir=data_dir, cache_dir=cache_dir, image_dir=image_dir,
+                      show_progress=show_progress and executor is None), configs, executor=executor, stage="probe",
+              label=lambda c: f"{c.task} × {c.encoder} ({c.settings.probe})",
+              done=lambda c, w: unit_done(out_dir, c, w, data_dir=data_dir), model_paths=model_paths,
+              cache_dir=cache_dir, log=log, show_progress=show_progress, group=lambda c: c.task, on_group_done=floor)
     return assemble(out_dir, command=command, config=run_config, started=started)

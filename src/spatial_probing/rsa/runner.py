@@ -18,6 +18,7 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from spatial_probing.data.schema import Example
 from spatial_probing.io import atomic_path, atomic_write_json, package_versions, sha256_bytes
-from spatial_probing.probe.runner import (PROBE_FORMAT_VERSION, examples_hash, part_is_current, pending_units,
-                                          safe_name, task_examples)
+from spatial_probing.probe.runner import (PROBE_FORMAT_VERSION, examples_hash, part_is_current, safe_name,
+                                          task_examples)
 from spatial_probing.probe.tasks import TASKS, get_task
 from spatial_probing.rsa.compare import COMPARISON_METHODS
 from spatial_probing.probe.stats import holm
@@ -373,21 +374,31 @@ def _holm_and_pairs(table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, pd.Dat
     return table.reindex(columns=RSA_COLUMNS), {"rsa_pairs": pairs}
 
 
+def compute_rsa_unit(unit: RSAUnit, model_path: str | Path | None, *, out_dir: Path,
+                     data_dir: str | Path | None = None, cache_dir: str | Path | None = None,
+                     image_dir: str | Path | None = None, show_progress: bool = False, log=print) -> None:
+    """Compute one RSA unit and write its part: the work of one executor call (here, or a Ray task)."""
+    table, meta = run_rsa_unit(unit, out_dir, data_dir=data_dir, model_path=model_path, cache_dir=cache_dir,
+                               image_dir=image_dir, show_progress=show_progress, log=log)
+    table_path, meta_path = _part_paths(out_dir, unit)
+    with atomic_path(table_path) as tmp:
+        table.to_parquet(tmp, index=False)
+    atomic_write_json(meta_path, meta)
+
+
 def run_rsa(units: Sequence[RSAUnit], out_dir: str | Path, *, data_dir: str | Path | None = None,
             model_paths: dict[str, str | Path] | None = None, cache_dir: str | Path | None = None,
             image_dir: str | Path | None = None, command: str = "", run_config: dict[str, Any] | None = None,
-            show_progress: bool = False, log=print) -> dict[str, Path]:
-    """Compute every RSA unit not already done (same hash), then assemble ``rsa.parquet``/``.csv``."""
+            show_progress: bool = False, log=print, executor: Any = None) -> dict[str, Path]:
+    """Compute every RSA unit not already done (same hash), then assemble ``rsa.parquet``/``.csv``.
+    ``executor``: where the units run (None: here; see :mod:`spatial_probing.executor`)."""
+    from spatial_probing.executor import map_units
+
     out_dir = Path(out_dir)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     cache_dir = cache_dir if cache_dir is not None else out_dir / "cache"
-    for unit, model_path in pending_units(units, lambda u, w: _done(out_dir, u, w, data_dir), stage="rsa",
-                                          label=lambda u: f"{u.task} × {u.encoder}", model_paths=model_paths,
-                                          cache_dir=cache_dir, log=log, show_progress=show_progress):
-        table, meta = run_rsa_unit(unit, out_dir, data_dir=data_dir, model_path=model_path, cache_dir=cache_dir,
-                                   image_dir=image_dir, show_progress=show_progress, log=log)
-        table_path, meta_path = _part_paths(out_dir, unit)
-        with atomic_path(table_path) as tmp:
-            table.to_parquet(tmp, index=False)
-        atomic_write_json(meta_path, meta)
+    map_units(partial(compute_rsa_unit, out_dir=out_dir, data_dir=data_dir, cache_dir=cache_dir, image_dir=image_dir,
+                      show_progress=show_progress and executor is None, log=log), units, executor=executor,
+              stage="rsa", label=lambda u: f"{u.task} × {u.encoder}", done=lambda u, w: _done(out_dir, u, w, data_dir),
+              model_paths=model_paths, cache_dir=cache_dir, log=log, show_progress=show_progress)
     return assemble_rsa(out_dir, command=command, config=run_config, started=started)
