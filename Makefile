@@ -24,7 +24,7 @@ demo: $(STAMP)
 	$(VENV)/bin/spatial-probing demo --out $(OUT)
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done

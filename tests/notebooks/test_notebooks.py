@@ -14,7 +14,7 @@ import pytest
 from conftest import ROOT
 
 #: Synthetic scenes per dataset in the notebooks under test (their default is 120).
-TINY_SCENES = "36"
+TINY_SCENES = "24"
 #: Per-cell timeout (s): a ceiling for a hung kernel, not a speed criterion.
 CELL_TIMEOUT = 1800
 from nbclient import NotebookClient
