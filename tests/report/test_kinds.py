@@ -47,3 +47,12 @@ def test_each_kind_gets_identity_meaning_and_converse_from_their_sources() -> No
 def test_a_run_without_the_questions_gets_no_rows() -> None:
     assert kind_answer(pd.DataFrame(columns=VERDICT_COLUMNS), None).empty
     assert kind_sentences(kind_answer(pd.DataFrame(columns=VERDICT_COLUMNS), None)) == []
+
+
+def test_the_report_table_highlights_the_kinds_whose_answer_is_not_in_the_words() -> None:
+    from spatial_probing.report.html import _kinds_table
+
+    family = pd.DataFrame([_row("synthetic-relation", "horizontal", "m", 0.95, 0.90, 0.99, 1.00),
+                           _row("synthetic-relation", "vertical", "m", 0.95, 0.90, 0.99, 0.60)])
+    table = _kinds_table(kind_answer(family, None))
+    assert table.highlight == [False, True]   # vertical: identity above the floor (a numpy bool column too)

@@ -218,8 +218,8 @@ def _kinds_table(kinds: pd.DataFrame) -> Table | None:
     return _table([("dataset", False), ("relation kind", False), ("encoder", False), ("relation identity [95% CI]", True),
                    ("lexical?", False), ("meaning over words [95% CI]", True), ("reading", False),
                    ("converse transfer [95% CI]", True), ("chance", True), ("reading", False)], rows,
-                  [r.identity_lexical is False or (r.meaning_low > 0.5) or r.converse_verdict == "gain"
-                   for _, r in kinds.iterrows()],
+                  [(pd.notna(r.identity_acc) and r.identity_lexical is not None and not r.identity_lexical)
+                   or bool(r.meaning_low > 0.5) or r.converse_verdict == "gain" for _, r in kinds.iterrows()],
                   "Relation identity and converse transfer at each encoder's chosen layer (the verdict family's "
                   "encoder − best lexical floor rows); meaning over words at the deepest layer. Highlighted: a "
                   "kind where some answer is not in the words (identity above the floor, index above 0.5, or a "
