@@ -20,6 +20,7 @@ from spatial_probing.lab.compare import parse_lab_encoder
 from spatial_probing.lab.config import OBJECTIVE_DESCRIPTIONS
 from spatial_probing.report.figures import Plot, make_figures
 from spatial_probing.report.replication import replication_section
+from spatial_probing.report.kinds import kind_answer
 from spatial_probing.report.summary import (ALPHA, Finding, RunAnalysis, format_p, is_control, is_grounded,
                                             is_reported_pair, points, verdict_finding)
 from spatial_probing.report.tables import RunTables, UnreadableRunError, load_run
@@ -228,17 +229,13 @@ def _kinds_table(kinds: pd.DataFrame) -> Table | None:
                        for _, r in kinds.iterrows()])
 
 
-def _words_section(tables: RunTables, analysis: RunAnalysis) -> dict[str, Any] | None:
+def _words_section(tables: RunTables, per_kind: pd.DataFrame) -> dict[str, Any] | None:
     """The answer per relation kind, the meaning-over-words index and the caption-pair step, if run."""
     from spatial_probing.report import kinds, words
 
     meaning, pairs = words.meaning_rows(tables.meaning), words.pairs_rows(tables.pairs)
-    per_kind = kinds.kind_answer(analysis.family, tables.meaning)
     if not meaning and not pairs and per_kind.empty:
         return None
-    if not per_kind.empty:
-        with atomic_path(tables.run_dir / "kinds.csv") as tmp:
-            per_kind.to_csv(tmp, index=False)
     mtable = _table([("dataset", False), ("encoder", False), ("layer", False), ("relation kind", False),
                      ("index [95% CI]", True), ("triples", True), ("clusters", True), ("skipped captions (why)", False)],
                     [[d, e, layer, k, _ci(v, lo, hi), str(n), str(c), sk] for d, e, layer, k, v, lo, hi, n, c, sk in meaning],
@@ -434,6 +431,10 @@ def build_report(run_dir: str | Path, *, out: str | Path | None = None, figures_
     if not analysis.family.empty:  # the verdict family beside the tables it is derived from
         with atomic_path(run_dir / "verdicts.csv") as tmp:
             analysis.family.to_csv(tmp, index=False)
+    per_kind = kind_answer(analysis.family, tables.meaning)  # read off the family: beside it, as kinds.csv
+    if not per_kind.empty:
+        with atomic_path(run_dir / "kinds.csv") as tmp:
+            per_kind.to_csv(tmp, index=False)
     if tables.comparisons is not None and analysis.comparison_table(("category",)).empty:
         tables.note_missing("per-category comparisons: comparisons.parquet has no subset_kind == 'category' rows")
     drawn = {p.name: _embed(p) for p in plots if p.png is not None}
@@ -453,7 +454,7 @@ def build_report(run_dir: str | Path, *, out: str | Path | None = None, figures_
         baseline_findings=[f for f in analysis.baseline_findings()  # per-category "at chance": chance_categories
                            if not (f.kind == "chance" and f.subset not in ("", "all"))],
         chance_categories=_chance_categories(analysis), accuracy=_accuracy_table(analysis),
-        rsa_findings=analysis.rsa_findings(), rsa=_rsa_table(analysis), lab=lab, words=_words_section(tables, analysis),
+        rsa_findings=analysis.rsa_findings(), rsa=_rsa_table(analysis), lab=lab, words=_words_section(tables, per_kind),
         replication=replication_section(run_dir),
         figures={"probing_categories": [drawn[n] for n in _PROBING_CATEGORY_FIGURES if n in drawn],
                  "probing": [f for n, f in drawn.items()

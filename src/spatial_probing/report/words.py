@@ -13,6 +13,7 @@ the very numbers shown.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pandas as pd
@@ -53,8 +54,6 @@ def meaning_sentences(meaning: pd.DataFrame) -> list[str]:
 
 def skipped_words(n_skipped: Any, reasons: Any) -> str:
     """``n (reason: count, …)``: the captions that gave no triple and why (largest reasons first)."""
-    import json
-
     if n_skipped is None or pd.isna(n_skipped) or int(n_skipped) == 0:
         return "0"
     counts = json.loads(reasons) if isinstance(reasons, str) and reasons else dict(reasons or {})
