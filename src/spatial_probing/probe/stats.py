@@ -29,6 +29,7 @@ intervals and p-values have the width the independent unit gives them:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from itertools import product
 
 import numpy as np
@@ -112,10 +113,21 @@ def cluster_codes(clusters: Sequence | None, n: int) -> np.ndarray:
 
 
 def cluster_draws(n_clusters: int, *, n_boot: int, seed: int = 0, dtype: type = np.float64) -> np.ndarray:
-    """``(n_boot, n_clusters)`` counts of how often each cluster is drawn in each resample with replacement."""
+    """``(n_boot, n_clusters)`` counts of how often each cluster is drawn in each resample with replacement.
+
+    Read-only and memoised: a report asks for the same draws (same clusters, resamples and seed) for every
+    cell and pair of one test set, and drawing them dominated building a report with many encoders.
+    """
+    return _cluster_draws(int(n_clusters), int(n_boot), seed, np.dtype(dtype).str)
+
+
+@lru_cache(maxsize=4)
+def _cluster_draws(n_clusters: int, n_boot: int, seed: int, dtype: str) -> np.ndarray:
     idx = np.random.default_rng(seed).integers(0, n_clusters, size=(n_boot, n_clusters))
     flat = (idx + (np.arange(n_boot) * n_clusters)[:, None]).ravel()
-    return np.bincount(flat, minlength=n_boot * n_clusters).reshape(n_boot, n_clusters).astype(dtype)
+    draws = np.bincount(flat, minlength=n_boot * n_clusters).reshape(n_boot, n_clusters).astype(dtype)
+    draws.flags.writeable = False
+    return draws
 
 
 def _resample_weights(n: int, n_boot: int, seed: int, clusters: Sequence | None = None) -> np.ndarray:
