@@ -85,7 +85,9 @@ def test_lab_study_probes_enough_unseen_test_items_on_scenes_the_lab_kept_out() 
     lab = load_lab_config(study.lab)
     assert lab == load_lab_config(ROOT / "configs" / "lab.yaml") and lab.data.heldout == "compositional"
     check_probe_data(lab.data, {t: study.task_options.get(t, {}) for t in study.tasks})  # raises if not kept out
-    assert study.encoders == ["lab-*"] and study.lexical_floor == ["bow:", "order:"] and study.meaning is not None
+    assert study.encoders == ["lab-*"] and study.meaning is not None
+    # the words, their slots, and the lab's own architecture untrained / its word embeddings alone
+    assert study.lexical_floor == ["bow:", "order:", "random-init:lab-mlm-s0", "static:lab-mlm-s0"]
     assert {"synthetic-converse-transfer", "synthetic-argument-order-v2", "synthetic-geometry-dx",
             "synthetic-geometry-dy", "synthetic-geometry-distance"} <= set(study.tasks)
     for task in study.tasks:

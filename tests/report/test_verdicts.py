@@ -127,12 +127,16 @@ def test_lab_arms_stand_beside_the_lexical_floor_over_their_seeds() -> None:
     correct = {"bow:": words}
     for s in range(3):
         correct[f"lab-vision-s{s}"] = words.copy()
+        correct[f"lab-vision-hn1-s{s}"] = beyond.copy()
         correct[f"lab-mlm-s{s}"] = beyond.copy()
     preds, res, layers = _frame(correct, np.array(["A"] * n), clusters.astype(str))
     fam = verdict_family(preds, res, layers, RULES)
     lex = fam[(fam.contrast == "lexical") & (fam.subset_kind == "all")].set_index("encoder_a")
-    assert set(lex.index) == {"lab-vision", "lab-mlm"} and set(lex.encoder_b) == {"bow:"}
-    assert (lex.n_seeds == 3).all()
+    assert set(lex.index) == {"lab-vision", "lab-vision-hn1", "lab-mlm"} and set(lex.encoder_b) == {"bow:"}
+    assert (lex.n_seeds == 3).all() and lex.loc["lab-vision-hn1", "verdict"] == "gain"
+    lab = fam[(fam.contrast == "lab") & (fam.subset_kind == "all")]
+    assert set(zip(lab.encoder_a, lab.encoder_b)) == {("lab-vision", "lab-mlm"), ("lab-vision-hn1", "lab-mlm"),
+                                                      ("lab-vision-hn1", "lab-vision")}  # the lab's questions
     assert lex.loc["lab-vision", "lexical"] and lex.loc["lab-vision", "diff"] == 0
     assert not lex.loc["lab-mlm", "lexical"] and lex.loc["lab-mlm", "verdict"] == "gain"
     assert 0.15 < lex.loc["lab-mlm", "diff"] < 0.25

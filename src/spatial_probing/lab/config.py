@@ -114,8 +114,8 @@ class TrainSpec(_Strict):
     grad_clip: float = Field(1.0, gt=0)
     mask_prob: float = Field(0.15, gt=0, lt=1)
     temperature: float = Field(0.07, gt=0, description="initial temperature of the learnable contrastive logit scale")
-    num_threads: int = Field(2, ge=1)
-    workers: int = Field(1, ge=1, description="processes training encoders at once (not hashed: same weights)")
+    num_threads: int = Field(1, ge=1)
+    workers: int = Field(2, ge=1, description="processes training encoders at once (not hashed: same weights)")
     device: str = "auto"
     eval_every: int = Field(0, ge=0, description="steps between held-out evaluations; 0: steps // 10")
     plateau_tol: float = Field(0.05, gt=0, lt=1, description="converged when the held-out loss fell by at most this "

@@ -34,7 +34,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from spatial_probing.embed.config import is_grounded, is_lexical_floor
-from spatial_probing.lab.compare import parse_lab_encoder
+from spatial_probing.lab.compare import answer_pairs, arm_order, parse_lab_arm
 from spatial_probing.probe.stats import (cluster_codes, cluster_draws, cluster_signflip, cluster_sums,
                                         cluster_t_test, hierarchical_bootstrap_mean, holm, nan_percentiles, tost)
 
@@ -249,7 +249,7 @@ def verdict_family(predictions: pd.DataFrame | None, results: pd.DataFrame | Non
         layer_of = {e: layers[(task, e, probe)] for e in set(grp.encoder)}
         encoders = sorted(layer_of)
         floors = [e for e in encoders if is_lexical_floor(e)]
-        labs = {e: parse_lab_encoder(e) for e in encoders}
+        labs = {e: parse_lab_arm(e) for e in encoders}  # (lab, arm, objective, hard negatives, seed)
         real = [e for e in encoders if e not in floors and labs[e] is None]
         test_acc = {f: float(np.nanmean(items.scores[(f, layer_of[f])])) for f in floors}
         floor = best_floor(task, floors, test_acc)
@@ -259,7 +259,7 @@ def verdict_family(predictions: pd.DataFrame | None, results: pd.DataFrame | Non
         lab_groups: dict[str, dict[str, set[int]]] = {}
         for e, parsed in labs.items():
             if parsed:
-                lab_groups.setdefault(parsed[0], {}).setdefault(parsed[1], set()).add(parsed[2])
+                lab_groups.setdefault(parsed[0], {}).setdefault(parsed[1], set()).add(parsed[4])
         for kind, sub in subsets:
             mask = items.mask(kind, sub)
             base = {"task": task, "probe": probe, "subset_kind": kind, "subset": sub, "chance": chance.get(task, np.nan)}
@@ -270,17 +270,17 @@ def verdict_family(predictions: pd.DataFrame | None, results: pd.DataFrame | Non
                                 rules)
                 if row:
                     rows.append(row)
-            for lab, objectives in sorted(lab_groups.items()):
-                names = sorted(objectives, key=lambda o: (o != "vision", o))  # vision first: vision − other
-                for i, oa in enumerate(names):
-                    for ob in names[i + 1:]:
-                        seeds = sorted(objectives[oa] & objectives[ob])
-                        row = _lab_row(items, {**base, "contrast": "lab"}, lab, oa, ob, seeds, layer_of, mask, rules)
-                        if row:
-                            rows.append(row)
+            for lab, arms in sorted(lab_groups.items()):
+                # the lab's questions (grounded first: vision − other; hard negatives − none), arms with hard
+                # negatives included
+                for oa, ob, _ in answer_pairs(sorted(arms, key=arm_order)):
+                    seeds = sorted(arms[oa] & arms[ob])
+                    row = _lab_row(items, {**base, "contrast": "lab"}, lab, oa, ob, seeds, layer_of, mask, rules)
+                    if row:
+                        rows.append(row)
                 if floor is not None:  # every arm beside the strictest floor: could the words alone do as well?
-                    for oa in names:
-                        row = _lab_row(items, {**base, "contrast": "lexical"}, lab, oa, floor, sorted(objectives[oa]),
+                    for oa in sorted(arms, key=arm_order):
+                        row = _lab_row(items, {**base, "contrast": "lexical"}, lab, oa, floor, sorted(arms[oa]),
                                        layer_of, mask, rules)
                         if row:
                             rows.append(row)
