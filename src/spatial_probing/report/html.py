@@ -426,8 +426,20 @@ def build_report(run_dir: str | Path, *, out: str | Path | None = None, figures_
     ``results.parquet`` nor ``manifest.json``) raises :class:`~spatial_probing.report.tables.NotARunDirectory`.
     ``n_boot``/``seed`` set the item bootstrap behind the intervals. A file that exists but cannot be read
     raises :class:`~spatial_probing.report.tables.UnreadableRunError` (nothing written) unless ``partial``.
-    ``show_progress`` shows a bar over the figures.
+    ``show_progress`` shows a bar over the report's stages (its postfix names the one at work; a many-encoder run
+    spends minutes in the verdicts and comparisons) and one over the figures.
     """
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=5, desc="report", unit="stage", disable=not show_progress)
+    done: list[str] = []
+
+    def stage(name: str) -> None:  # the previous stage is finished; ``name`` starts
+        bar.update(1 if done else 0)
+        done.append(name)
+        bar.set_postfix_str(name, refresh=True)
+
+    stage("tables and lab section")
     tables = load_run(run_dir)
     if tables.unreadable and not partial:
         raise UnreadableRunError(tables.run_dir, tables.unreadable)
@@ -435,11 +447,13 @@ def build_report(run_dir: str | Path, *, out: str | Path | None = None, figures_
     out = Path(out) if out is not None else run_dir / "report.html"
     analysis = RunAnalysis(tables, n_boot=n_boot, seed=seed)
     lab = _lab_section(analysis)
+    stage("figures")
     plots = make_figures(analysis, Path(figures_dir) if figures_dir is not None else run_dir / "figures",
                          show_progress=show_progress)
     for plot in plots:
         if plot.missing and not (lab is None and plot.name in _LAB_FIGURES):  # the lab's absence is noted once
             tables.note_missing(f"figure “{plot.title}”: {plot.missing}")
+    stage("verdict family")
     verdicts = analysis.grounding_verdicts()
     if not analysis.family.empty:  # the verdict family beside the tables it is derived from
         with atomic_path(run_dir / "verdicts.csv") as tmp:
@@ -450,6 +464,7 @@ def build_report(run_dir: str | Path, *, out: str | Path | None = None, figures_
             per_kind.to_csv(tmp, index=False)
     if tables.comparisons is not None and analysis.comparison_table(("category",)).empty:
         tables.note_missing("per-category comparisons: comparisons.parquet has no subset_kind == 'category' rows")
+    stage("comparisons and page")
     drawn = {p.name: _embed(p) for p in plots if p.png is not None}
     manifest = tables.manifest or {}
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
@@ -477,5 +492,8 @@ def build_report(run_dir: str | Path, *, out: str | Path | None = None, figures_
         missing=[_relative_paths(m, run_dir) for m in tables.missing],
         manifest_json=_relative_paths(json.dumps(manifest, indent=2, sort_keys=True, default=str), run_dir)
         if manifest else "")
+    stage("write")
     atomic_write_text(out, html)
+    bar.update()
+    bar.close()
     return out
