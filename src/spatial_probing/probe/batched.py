@@ -16,7 +16,9 @@ Why it is fast (each step is exact; the optimum is unchanged):
 * **one L-BFGS per problem, run in lockstep** — every problem keeps its own curvature history,
   step length and stopping test (sklearn's: largest gradient entry ≤ ``tol``); a converged
   problem leaves the computation, and a line-search retry re-evaluates only the problems that
-  need it. The problems of one layer share a single matrix product per evaluation.
+  need it. The problems of one layer share a single matrix product per evaluation. The optimiser's
+  state holds only the running problems (compacted when one finishes), so no iteration copies or
+  touches a finished problem's curvature history.
 * **preconditioning by the features' covariance** — the fit runs in coordinates ``V`` with
   ``W = U D V``, where ``U diag(e) Uᵀ`` is the eigendecomposition of ``XᵀX/n`` and
   ``D = (e + μ + K·λ)^-½`` per problem (``λ`` its penalty, ``K`` classes: the Hessian is about
@@ -261,72 +263,79 @@ def _lbfgs(prob: _Problems, P: int, d: int, max_iter: int, tol: float, dtype: to
            device: torch.device, V: torch.Tensor | None = None, c: torch.Tensor | None = None
            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """L-BFGS on each of ``P`` problems in lockstep (own history, step and stop), Armijo backtracking, from
-    ``V``, ``c`` (by default zero weights and the null model's intercepts); returns ``W``, ``b`` and each problem's iteration count."""
+    ``V``, ``c`` (by default zero weights and the null model's intercepts); returns ``W``, ``b`` and each problem's
+    iteration count. The state holds only the running problems (``ids``): a finished problem's solution is written
+    out and its rows dropped, so an iteration touches no finished problem's history."""
     K, m = prob.K, HISTORY
-    V = torch.zeros(P, d, K, dtype=dtype, device=device) if V is None else V.clone()
-    c = prob.null_intercepts() if c is None else c.clone()
+    V_out = torch.zeros(P, d, K, dtype=dtype, device=device) if V is None else V.clone()
+    c_out = prob.null_intercepts() if c is None else c.clone()
     n_iter = torch.zeros(P, dtype=torch.long, device=device)
-    everyone = torch.arange(P, device=device)
-    f, gV, gc = prob.loss_grad(everyone, V, c)
-    active = prob.grad_max(everyone, gV, gc, tol)
+    ids = torch.arange(P, device=device)
+    V, c = V_out, c_out
+    f, gV, gc = prob.loss_grad(ids, V, c)
+    active = prob.grad_max(ids, gV, gc, tol)
     Sv, Yv = torch.zeros(m, P, d, K, dtype=dtype, device=device), torch.zeros(m, P, d, K, dtype=dtype, device=device)
     Sc, Yc = torch.zeros(m, P, K, dtype=dtype, device=device), torch.zeros(m, P, K, dtype=dtype, device=device)
     rho = torch.zeros(m, P, dtype=dtype, device=device)
     gamma = torch.ones(P, dtype=dtype, device=device)
     for it in range(max_iter):
-        a = torch.nonzero(active).squeeze(1)
-        if len(a) == 0:
+        if not bool(active.all()):  # drop the finished problems from the state
+            done, keep = ~active, torch.nonzero(active).squeeze(1)
+            V_out[ids[done]], c_out[ids[done]] = V[done], c[done]
+            ids, V, c, f, gV, gc, gamma = (t[keep] for t in (ids, V, c, f, gV, gc, gamma))
+            Sv, Yv, Sc, Yc, rho = (t[:, keep] for t in (Sv, Yv, Sc, Yc, rho))
+            active = active[keep]
+        if len(ids) == 0:
             break
-        # two-loop recursion on the active problems (a pair with rho = 0 is a no-op)
-        qv, qc = -gV[a], -gc[a]
+        # two-loop recursion (a pair with rho = 0 is a no-op)
+        qv, qc = -gV, -gc
         slots = [(it - 1 - j) % m for j in range(min(it, m))]
         alphas = []
         for s in slots:
-            al = rho[s, a] * _dot(Sv[s, a], qv, Sc[s, a], qc)
+            al = rho[s] * _dot(Sv[s], qv, Sc[s], qc)
             alphas.append(al)
-            qv, qc = qv - al[:, None, None] * Yv[s, a], qc - al[:, None] * Yc[s, a]
-        qv, qc = gamma[a, None, None] * qv, gamma[a, None] * qc
+            qv, qc = qv - al[:, None, None] * Yv[s], qc - al[:, None] * Yc[s]
+        qv, qc = gamma[:, None, None] * qv, gamma[:, None] * qc
         for s, al in zip(reversed(slots), reversed(alphas)):
-            coef = al - rho[s, a] * _dot(Yv[s, a], qv, Yc[s, a], qc)
-            qv, qc = qv + coef[:, None, None] * Sv[s, a], qc + coef[:, None] * Sc[s, a]
-        g0v, g0c, f0 = gV[a], gc[a], f[a]
-        slope = _dot(g0v, qv, g0c, qc)
+            coef = al - rho[s] * _dot(Yv[s], qv, Yc[s], qc)
+            qv, qc = qv + coef[:, None, None] * Sv[s], qc + coef[:, None] * Sc[s]
+        slope = _dot(gV, qv, gc, qc)
         uphill = slope >= 0  # not a descent direction: fall back to steepest descent
-        qv, qc = torch.where(uphill[:, None, None], -g0v, qv), torch.where(uphill[:, None], -g0c, qc)
-        slope = torch.where(uphill, -_dot(g0v, g0v, g0c, g0c), slope)
-        step = torch.ones_like(f0) if it else 1.0 / (-slope).sqrt().clamp_min(1.0)
+        qv, qc = torch.where(uphill[:, None, None], -gV, qv), torch.where(uphill[:, None], -gc, qc)
+        slope = torch.where(uphill, -_dot(gV, gV, gc, gc), slope)
+        step = torch.ones_like(f) if it else 1.0 / (-slope).sqrt().clamp_min(1.0)
         # backtracking (quadratic interpolation) until the Armijo condition holds, retrying only failures
-        pend = torch.arange(len(a), device=device)
-        nf, ngv, ngc = f0.clone(), g0v.clone(), g0c.clone()
+        pend = torch.arange(len(ids), device=device)
+        nf, ngv, ngc = f.clone(), gV.clone(), gc.clone()
         for _ in range(30):
-            pa = a[pend]
-            tf, tgv, tgc = prob.loss_grad(pa, V[pa] + step[pend, None, None] * qv[pend],
-                                         c[pa] + step[pend, None] * qc[pend])
-            ok = tf <= f0[pend] + 1e-4 * step[pend] * slope[pend]
+            tf, tgv, tgc = prob.loss_grad(ids[pend], V[pend] + step[pend, None, None] * qv[pend],
+                                         c[pend] + step[pend, None] * qc[pend])
+            ok = tf <= f[pend] + 1e-4 * step[pend] * slope[pend]
             done = pend[ok]
             nf[done], ngv[done], ngc[done] = tf[ok], tgv[ok], tgc[ok]
             pend = pend[~ok]
             if len(pend) == 0:
                 break
             st = step[pend]
-            dec = tf[~ok] - f0[pend] - st * slope[pend]
+            dec = tf[~ok] - f[pend] - st * slope[pend]
             new = -slope[pend] * st * st / (2 * dec.clamp_min(1e-30))
             step[pend] = torch.minimum(torch.maximum(new, 0.1 * st), 0.5 * st)
-        moved = torch.ones(len(a), dtype=torch.bool, device=device)
+        moved = torch.ones(len(ids), dtype=torch.bool, device=device)
         moved[pend] = False  # line search failed: the problem stops where it is
         step = step * moved
         sv, sc = step[:, None, None] * qv, step[:, None] * qc
-        yv, yc = ngv - g0v, ngc - g0c
+        yv, yc = ngv - gV, ngc - gc
         sy, yy = _dot(sv, yv, sc, yc), _dot(yv, yv, yc, yc)
         curv = moved & (sy > 1e-10 * yy)
         slot = it % m
-        Sv[slot, a], Sc[slot, a], Yv[slot, a], Yc[slot, a] = sv, sc, yv, yc
-        rho[slot, a] = torch.where(curv, 1.0 / sy.clamp_min(1e-30), torch.zeros_like(sy))
-        gamma[a] = torch.where(curv, sy / yy.clamp_min(1e-30), gamma[a])
-        V[a], c[a], f[a], gV[a], gc[a] = V[a] + sv, c[a] + sc, nf, ngv, ngc
-        n_iter[a] += 1
-        active[a] = moved & prob.grad_max(a, ngv, ngc, tol)
-    return prob.weights_of(V), c, n_iter
+        Sv[slot], Sc[slot], Yv[slot], Yc[slot] = sv, sc, yv, yc
+        rho[slot] = torch.where(curv, 1.0 / sy.clamp_min(1e-30), torch.zeros_like(sy))
+        gamma = torch.where(curv, sy / yy.clamp_min(1e-30), gamma)
+        V, c, f, gV, gc = V + sv, c + sc, nf, ngv, ngc
+        n_iter[ids] += 1
+        active = moved & prob.grad_max(ids, ngv, ngc, tol)
+    V_out[ids], c_out[ids] = V, c
+    return prob.weights_of(V_out), c_out, n_iter
 
 
 def _problem_keys(Y: np.ndarray, W8: np.ndarray, Cs: np.ndarray) -> list[bytes]:
