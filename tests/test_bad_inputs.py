@@ -237,6 +237,22 @@ def test_validate_run_config_api_lists_problems_and_run_refuses_before_writing(t
     assert err.value.problems == problems and not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()
 
 
+
+def test_a_control_of_a_lab_encoder_in_the_floor_waits_for_the_lab(tmp_path: Path, models: dict[str, Path]) -> None:
+    """``random-init:lab-mlm-s0`` names an encoder the lab has yet to train: not an error before training, while
+    a control of an unknown non-lab encoder still is."""
+    from spatial_probing.pipeline import load_run_config, validate_run_config
+
+    lab = tmp_path / "lab.yaml"
+    lab.write_text(yaml.safe_dump({"out": "lab", "seeds": [0], "data": {"n_scenes": 96, "probe_n_scenes": 96},
+                                   "train": {"steps": 1}}))
+    config = load_run_config(_config(tmp_path, models, lab=str(lab), encoders=["lab-*"],
+                                     lexical_floor=["bow:", "random-init:lab-mlm-s0"], model_paths={},
+                                     task_options={"synthetic-relation": {"n_scenes": 48}}))
+    assert validate_run_config(config) == []
+    wrong = config.model_copy(update={"lexical_floor": ["bow:", "random-init:no-such-encoder"]})
+    assert [p.split(":")[0] for p in validate_run_config(wrong)] == ["lexical_floor"]
+
 def test_one_layer_controls_take_their_layer_under_any_selector(tmp_path: Path, models: dict[str, Path]) -> None:
     """``layers: "0,3,final"`` beside ``static:``/``bow:``/``order:`` is not an error: the selector is for the neural
     encoders; each one-layer control is probed on its one layer (and validation says nothing about it)."""

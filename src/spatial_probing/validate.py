@@ -142,6 +142,12 @@ def _known_names(config: RunConfig, add: Callable[[str], None]) -> list[str]:
     return known
 
 
+def _names_lab_encoder(name: str) -> bool:
+    from spatial_probing.lab.compare import parse_lab_encoder
+
+    return parse_lab_encoder(name) is not None
+
+
 def _run_config_how(name: str) -> str:
     return f"with the run config's `model_paths: {{{name}: DIR}}`"
 
@@ -158,6 +164,8 @@ def _resolve_encoders(config: RunConfig, add: Callable[[str], None], weights_how
     for field, names in _encoder_fields(config):
         concrete = []
         for name in names:
+            if config.lab is not None and _names_lab_encoder(name.rpartition(":")[2]):
+                continue  # a lab encoder (or a control of one, e.g. random-init:lab-mlm-s0): checked once trained
             if any(c in name.rpartition(":")[2] for c in _PATTERN_CHARS):
                 if config.lab is not None:  # may match encoders the lab has yet to train: checked after it
                     continue

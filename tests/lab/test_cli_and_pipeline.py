@@ -19,13 +19,15 @@ runner = CliRunner()
 def test_lab_train_cli_trains_then_reuses_and_prints_the_registry(tmp_path: Path, write_lab) -> None:
     config = write_lab(tmp_path, objectives=["mlm", "vision"])
     out = tmp_path / "elsewhere"
-    first = runner.invoke(app, ["lab", "train", str(config), "--out", str(out), "--quiet", "--device", "cpu"])
+    first = runner.invoke(app, ["lab", "train", str(config), "--out", str(out), "--quiet", "--device", "cpu",
+                                "--workers", "2"])
     assert first.exit_code == 0, first.output
+    assert "2 to train, 2 at once" in first.output
     registry = out / "encoders.yaml"
     assert f"registry: {registry}" in first.output and "0 reused" in first.output
     assert [e["name"] for e in yaml.safe_load(registry.read_text())] == ["lab-mlm-s0", "lab-vision-s0"]
     second = runner.invoke(app, ["lab", "train", str(config), "--out", str(out), "--quiet"])
-    assert second.exit_code == 0 and "2 reused" in second.output
+    assert second.exit_code == 0 and "2 reused" in second.output  # one worker, same hash: --workers is not hashed
     assert not (tmp_path / "lab").exists()  # --out replaced the config's out
 
 

@@ -175,6 +175,23 @@ def test_lab_answer_per_relation_kind_with_verdicts_and_convergence_flags(answer
     assert family.p_holm.ge(family.p_boot).all()  # Holm over the whole task's family never lowers a p
 
 
+
+def test_lab_answer_sets_the_strictest_lexical_floor_beside_each_row(answer_predictions) -> None:
+    """Floors right on every horizontal item (bow:) and on none (order:): bow: is named with its accuracy on each
+    row's very items, so "vision-hn1 better" on horizontal relations is seen not to beat the words."""
+    from spatial_probing.lab.compare import lab_answer
+
+    lab = answer_predictions()
+    one = lab[lab.encoder == "lab-mlm-s0"]
+    floors = pd.concat([one.assign(encoder="bow:", correct=one.category.eq("horizontal")),
+                        one.assign(encoder="order:", correct=False)], ignore_index=True)
+    answer = lab_answer(lab, n_boot=500, floor_predictions=pd.concat([lab, floors], ignore_index=True))
+    row = answer.set_index(["relation_kind", "arm_a", "arm_b"])
+    assert row.loc[("horizontal", "vision-hn1", "textcl-hn1")][["floor", "floor_acc"]].tolist() == ["bow:", 1.0]
+    assert row.loc[("proximity", "vision-hn1", "textcl-hn1")][["floor", "floor_acc"]].tolist() == ["bow:", 0.0]
+    assert row.loc[("all", "vision-hn1", "textcl-hn1")].floor_acc == pytest.approx(0.5)
+    assert lab_answer(lab, n_boot=500).floor.isna().all()  # no floor predictions: no floor claimed
+
 def test_lab_answer_without_relation_kinds_is_empty(answer_predictions) -> None:
     from spatial_probing.lab.compare import lab_answer
 

@@ -153,6 +153,26 @@ def test_changed_settings_or_force_retrain(tmp_path: Path, tiny: dict, write_lab
     assert not second[0].reused and second[0].weights_sha256 != first[0].weights_sha256
 
 
+def test_parallel_workers_train_the_same_encoders_as_one_process(tiny_lab, tmp_path: Path, tiny: dict,
+                                                                 write_lab) -> None:
+    """workers only changes the wall time: every weight, loss, evaluation and table equals the serial lab's."""
+    import pandas as pd
+
+    serial_config, serial = tiny_lab
+    config = load_lab_config(write_lab(tmp_path, train={**tiny["train"], "workers": 2}))
+    lines: list[str] = []
+    parallel = train_lab(config, show_progress=False, log=lines.append)
+    assert config.hash() == serial_config.hash() and not any(t.reused for t in parallel)
+    assert [(t.name, t.weights_sha256) for t in parallel] == [(t.name, t.weights_sha256) for t in serial]
+    for a, b in zip(serial, parallel):
+        la, lb = json.loads(a.log_path.read_text()), json.loads(b.log_path.read_text())
+        assert la["losses"] == lb["losses"] and la["evaluations"] == lb["evaluations"]
+    assert sum("held-out random / hard accuracy" in line for line in lines) == len(parallel)  # a line per encoder
+    for table in ("lab_training.csv", "vision_check.csv"):
+        a, b = (pd.read_csv(c.out / table).drop(columns=["wall_s"], errors="ignore") for c in (serial_config, config))
+        pd.testing.assert_frame_equal(a, b)
+
+
 def test_precise_batch_norm_makes_evaluation_match_training_statistics(setup) -> None:
     from spatial_probing.lab.data import image_batch
     from spatial_probing.lab.train import build_model, precise_batch_norm

@@ -7,8 +7,9 @@ import pytest
 from scipy import stats as sps
 
 from spatial_probing.probe.mdl import cluster_order
-from spatial_probing.probe.stats import (bootstrap_macro_f1, bootstrap_mean, bootstrap_metric, bootstrap_unit, cluster_signflip,
-                                        cluster_t_test, hierarchical_bootstrap_mean, paired_permutation, tost)
+from spatial_probing.probe.stats import (SignFlips, bootstrap_macro_f1, bootstrap_mean, bootstrap_metric, bootstrap_unit,
+                                        cluster_signflip, cluster_t_test, hierarchical_bootstrap_mean,
+                                        paired_permutation, tost)
 
 
 def _clustered(rng: np.random.Generator, n_clusters: int, size: int, effect: float) -> tuple[np.ndarray, np.ndarray]:
@@ -50,6 +51,26 @@ def test_signflip_flips_clusters_and_equals_item_test_without_clusters() -> None
     assert cluster_signflip(d, None, n_permutations=3000, seed=1) == paired_permutation(d, np.zeros_like(d),
                                                                                         n_permutations=3000, seed=1)
 
+
+
+def test_shared_sign_flips_give_each_test_its_own_sign_flip_p() -> None:
+    """SignFlips: exact where paired_permutation enumerates; otherwise within Monte Carlo error of it, and
+    a cluster absent from a test (sum 0) leaves its p unchanged."""
+    rng = np.random.default_rng(6)
+    G, B = 300, 20000
+    flips = SignFlips(G, n_permutations=B, seed=2)
+    null, shifted = rng.normal(0, 1, G), rng.normal(0.25, 1, G)
+    small = np.zeros(G)
+    small[[3, 50, 99, 120, 200, 250]] = [0.5, -1.0, 2.0, 1.5, 0.25, 1.0]  # 6 clusters: enumerated exactly
+    part = np.where(np.arange(G) < 150, shifted, 0.0)  # the same test on half the clusters
+    p = flips.pvalues(np.stack([null, shifted, small, part, np.zeros(G)], axis=1))
+    reference = [paired_permutation(x[x != 0], np.zeros((x != 0).sum()), n_permutations=B, seed=9)
+                 for x in (null, shifted, part)]
+    assert p[2] == paired_permutation(small, np.zeros(G), n_permutations=B)  # exact, same enumeration
+    for got, want in zip(p[[0, 1, 3]], reference):
+        assert abs(got - want) <= 4 * np.sqrt(max(want * (1 - want), 1 / B) / B) + 2 / B
+    assert p[1] < 0.01 < p[0] and p[4] == 1.0  # a shift is found, noise is not; no difference at all: p = 1
+    assert flips.pvalues(null[:, None])[0] == p[0]  # one draw of signs, reused
 
 def test_tost_says_equivalent_only_with_enough_data() -> None:
     rng = np.random.default_rng(5)

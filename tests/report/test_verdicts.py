@@ -116,6 +116,27 @@ def test_lexical_floor_contrast_and_lexical_label() -> None:
     assert lexical_tasks(fam).set_index("task").loc["t", "lexical"]
 
 
+
+def test_lab_arms_stand_beside_the_lexical_floor_over_their_seeds() -> None:
+    """A lab arm that only matches the bag of words is labelled lexical; one that beats it gains, over its seeds."""
+    rng = np.random.default_rng(3)
+    n = 900
+    clusters = np.repeat(np.arange(n // 3), 3)
+    words = rng.random(n // 3)[clusters] < 0.6  # the floor: right on 60 % of the scenes
+    beyond = words | (rng.random(n // 3)[clusters] < 0.5)  # right on those and on half the others
+    correct = {"bow:": words}
+    for s in range(3):
+        correct[f"lab-vision-s{s}"] = words.copy()
+        correct[f"lab-mlm-s{s}"] = beyond.copy()
+    preds, res, layers = _frame(correct, np.array(["A"] * n), clusters.astype(str))
+    fam = verdict_family(preds, res, layers, RULES)
+    lex = fam[(fam.contrast == "lexical") & (fam.subset_kind == "all")].set_index("encoder_a")
+    assert set(lex.index) == {"lab-vision", "lab-mlm"} and set(lex.encoder_b) == {"bow:"}
+    assert (lex.n_seeds == 3).all()
+    assert lex.loc["lab-vision", "lexical"] and lex.loc["lab-vision", "diff"] == 0
+    assert not lex.loc["lab-mlm", "lexical"] and lex.loc["lab-mlm", "verdict"] == "gain"
+    assert 0.15 < lex.loc["lab-mlm", "diff"] < 0.25
+
 def test_tests_that_disagree_give_inconclusive_not_gain() -> None:
     row = pd.DataFrame([{"uninformative": "", "p_t": 0.001, "p_perm": 0.2, "p_tost": 0.9, "diff": 0.05,
                          "diff_low": 0.01, "diff_high": 0.09, "contrast": "grounding", "acc_b": 0.5, "a_low": 0.5}])

@@ -22,6 +22,9 @@ def train(
     device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda | mps (default: the config's).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Retrain even encoders already trained with the same "
                                                         "settings.")] = False,
+    workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="Encoders trained at once, each in its "
+                                                   "own process (default: the config's train.workers; the weights "
+                                                   "do not depend on it).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
 ) -> None:
     """Train every objective × seed of CONFIG (reusing encoders already trained with the same settings)."""
@@ -35,6 +38,8 @@ def train(
 
     try:
         lab = load_lab_config(config)
+        if workers is not None:
+            lab = lab.model_copy(update={"train": lab.train.model_copy(update={"workers": workers})})
         trained = train_lab(lab, out=out, device=device, force=force, show_progress=progress_wanted(quiet),
                             command=shlex.join(sys.argv), log=typer.echo)
     except (ValueError, OSError) as err:

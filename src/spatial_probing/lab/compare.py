@@ -223,7 +223,7 @@ RELATION_KINDS = ("horizontal", "vertical", "diagonal", "proximity", "topologica
 NULL_MARGIN = 0.03
 ANSWER_COLUMNS = ["lab", "dataset", "task", "layer", "probe", "relation_kind", "arm_a", "arm_b", "question", "mean_a",
                   "mean_b", "diff", "ci_low", "ci_high", "half_width", "se", "p_boot", "p_holm", "verdict", "n_seeds",
-                  "n_clusters", "n_items", "convergence"]
+                  "n_clusters", "n_items", "convergence", "floor", "floor_acc"]
 
 
 def answer_pairs(arms: list[str]) -> list[tuple[str, str, str]]:
@@ -303,8 +303,8 @@ def _verdict(row: dict, alpha: float, margin: float) -> str:
 
 
 def lab_answer(predictions: pd.DataFrame, *, training: pd.DataFrame | None = None, n_boot: int = 2000,
-               confidence: float = 0.95, alpha: float = 0.05, margin: float = NULL_MARGIN, seed: int = 0
-               ) -> pd.DataFrame:
+               confidence: float = 0.95, alpha: float = 0.05, margin: float = NULL_MARGIN, seed: int = 0,
+               floor_predictions: pd.DataFrame | None = None) -> pd.DataFrame:
     """The lab's answer per relation kind: each pair of :func:`answer_pairs` with a hierarchical interval.
 
     ``predictions``: the probe stage's per-item table (lab encoders' rows are used; one layer per
@@ -316,6 +316,9 @@ def lab_answer(predictions: pd.DataFrame, *, training: pd.DataFrame | None = Non
     "no difference" when not and the interval lies within ±``margin``, else "inconclusive".
     ``convergence`` names arms with seeds whose training did not converge or learn, from the
     lab's ``lab_training.csv`` (``training``), so such a comparison is flagged, not silently made.
+    ``floor`` / ``floor_acc``: the lexical floor (``floor_predictions``: e.g. ``bow:``, ``order:``) with the highest
+    accuracy on the row's very items, so that an arm "better" than another but not above what the words alone
+    give is seen as such (the verdict family tests each arm against it).
     Columns: :data:`ANSWER_COLUMNS`; empty when no lab predictions carry a relation kind.
     """
     preds = _with_lab_columns(predictions, "predictions",
@@ -326,6 +329,7 @@ def lab_answer(predictions: pd.DataFrame, *, training: pd.DataFrame | None = Non
     preds["cluster"] = _clusters(preds)
     preds["correct"] = preds["correct"].astype(np.float64)
     flags = _convergence_flags(training)
+    floors = _floor_items(floor_predictions)
     rows = []
     for (lab, dataset, task, layer, probe), grp in preds.groupby(["lab", "dataset", "task", "layer", "probe"],
                                                                  sort=True):
@@ -354,13 +358,35 @@ def lab_answer(predictions: pd.DataFrame, *, training: pd.DataFrame | None = Non
                     "mean_a": float(np.nanmean(wa.to_numpy()[ok])), "mean_b": float(np.nanmean(wb.to_numpy()[ok])),
                     **stats, "half_width": (stats["ci_high"] - stats["ci_low"]) / 2, "n_seeds": len(seeds),
                     "n_clusters": int(len(set(wa.index.get_level_values("cluster")[ok]))), "n_items": int(ok.sum()),
-                    "convergence": "; ".join(flags[x] for x in (a, b) if x in flags) or "ok"})
+                    "convergence": "; ".join(flags[x] for x in (a, b) if x in flags) or "ok",
+                    **_strictest_floor(floors.get(task, {}), wa.index.get_level_values("example_id")[ok])})
         corrected = holm(np.array([r["p_boot"] for r in family])) if family else []
         for r, p in zip(family, corrected):
             r["p_holm"] = float(p)
             r["verdict"] = _verdict(r, alpha, margin)
         rows += family
     return pd.DataFrame(rows, columns=ANSWER_COLUMNS)
+
+
+def _floor_items(predictions: pd.DataFrame | None) -> dict[str, dict[str, pd.Series]]:
+    """task → floor encoder → its per-item correctness (mean over probe seeds; a floor has one layer)."""
+    if predictions is None or predictions.empty:
+        return {}
+    from spatial_probing.embed.config import is_lexical_floor
+
+    rows = predictions[predictions.encoder.map(lambda e: is_lexical_floor(str(e)))]
+    return {str(task): {str(enc): g.groupby("example_id").correct.mean().astype(np.float64)
+                        for enc, g in grp.groupby("encoder")} for task, grp in rows.groupby("task")}
+
+
+def _strictest_floor(floors: dict[str, pd.Series], items: pd.Index) -> dict[str, object]:
+    """The floor with the highest accuracy on ``items`` (those it predicted), and that accuracy."""
+    best = (None, np.nan)
+    for name, correct in sorted(floors.items()):
+        acc = float(correct.reindex(items).mean())
+        if np.isfinite(acc) and not acc <= best[1]:
+            best = (name, acc)
+    return {"floor": best[0], "floor_acc": best[1]}
 
 
 def _convergence_flags(training: pd.DataFrame | None) -> dict[str, str]:

@@ -25,6 +25,8 @@ OBJECTIVE_DESCRIPTIONS: dict[str, str] = {
 #: Bump when the training code changes what a config trains, so encoders trained before are retrained, not reused.
 #: 2: the scene CNN's batch-norm statistics are recomputed at its current weights before every evaluation.
 TRAINING_VERSION = 2
+#: Training settings that change where or how fast encoders train, not what they learn (left out of the hashes).
+UNHASHED_TRAIN_FIELDS = ("device", "workers")
 
 
 class _Strict(BaseModel):
@@ -98,7 +100,10 @@ class TrainSpec(_Strict):
     """Optimisation, identical for every objective: steps, batch of scenes, AdamW with warmup + linear decay.
 
     A batch holds ``batch_size`` scenes, each with its two true captions (original and converse);
-    ``num_threads`` is fixed so CPU results are bit-identical for a seed.
+    ``num_threads`` is fixed so CPU results are bit-identical for a seed. ``workers`` processes train
+    encoders at once (each with ``num_threads`` threads): every encoder is trained exactly as alone, so
+    ``workers`` changes the wall time, not the weights, and is not hashed. Tiny models keep only about
+    1.2 cores busy with two threads, so on 2 cores ``workers: 2, num_threads: 1`` is the fast setting.
     """
 
     steps: int = Field(400, ge=1)
@@ -110,6 +115,7 @@ class TrainSpec(_Strict):
     mask_prob: float = Field(0.15, gt=0, lt=1)
     temperature: float = Field(0.07, gt=0, description="initial temperature of the learnable contrastive logit scale")
     num_threads: int = Field(2, ge=1)
+    workers: int = Field(1, ge=1, description="processes training encoders at once (not hashed: same weights)")
     device: str = "auto"
     eval_every: int = Field(0, ge=0, description="steps between held-out evaluations; 0: steps // 10")
     plateau_tol: float = Field(0.05, gt=0, lt=1, description="converged when the held-out loss fell by at most this "
@@ -160,14 +166,16 @@ class LabConfig(_Strict):
     def hash(self) -> str:
         """SHA-256 of everything that changes what is trained (not ``out`` or the device)."""
         payload = self.model_dump(mode="json", exclude={"out", "label"})
-        payload["train"].pop("device")
+        for key in UNHASHED_TRAIN_FIELDS:
+            payload["train"].pop(key)
         payload["training_version"] = TRAINING_VERSION
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
     def run_hash(self, objective: str, seed: int, hard_negatives: float = 0.0) -> str:
         """Hash of one encoder's training: the shared settings plus its objective, seed and hard-negative fraction."""
         payload = self.model_dump(mode="json", include={"model", "data", "train"})
-        payload["train"].pop("device")
+        for key in UNHASHED_TRAIN_FIELDS:
+            payload["train"].pop(key)
         payload.update(objective=objective, seed=seed, hard_negatives=hard_negatives, training_version=TRAINING_VERSION)
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 

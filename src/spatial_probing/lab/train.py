@@ -516,6 +516,100 @@ def _reusable(log_path: Path, model_dir: Path, run_hash: str) -> dict | None:
     return log
 
 
+def _previous_log(config: LabConfig, out: Path, seed: int, objective: str, fraction: float) -> dict | None:
+    """The log of this encoder if ``out`` already holds it trained with the same settings (vision: and its CNN)."""
+    model_dir = out / run_dir_name(objective, seed, fraction)
+    if objective == "vision" and not (model_dir / IMAGE_ENCODER_FILE).is_file():
+        return None  # the vision check needs the scene CNN too
+    return _reusable(out / "logs" / f"{run_dir_name(objective, seed, fraction)}.json", model_dir,
+                     config.run_hash(objective, seed, fraction))
+
+
+def train_and_save(config: LabConfig, seed: int, objective: str, fraction: float, corpus: Corpus, heldout: Corpus,
+                   tokenizer, *, device: torch.device, out: Path, show_progress: bool = False) -> dict:
+    """Train one encoder, save it (model, tokenizer; vision: the scene CNN) and its log atomically; return the log."""
+    model_dir = out / run_dir_name(objective, seed, fraction)
+    started = datetime.now(timezone.utc).isoformat()
+    encoder, entry, heads = train_encoder(config, objective, seed, corpus, tokenizer, device=device,
+                                          hard_negatives=fraction, heldout=heldout, show_progress=show_progress)
+    save_encoder(encoder, tokenizer, model_dir)
+    if objective == "vision":
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in heads["image"].state_dict().items()},
+                  str(model_dir / IMAGE_ENCODER_FILE))
+    entry.update(weights_sha256=sha256_file(model_dir / "model.safetensors"), started=started,
+                 ended=datetime.now(timezone.utc).isoformat(), data=corpus.summary, heldout_data=heldout.summary,
+                 versions={**package_versions(), "cpu_count": os.cpu_count()})
+    atomic_write_json(out / "logs" / f"{run_dir_name(objective, seed, fraction)}.json", entry)
+    return entry
+
+
+#: Relative training cost per step (measured on 2 cores, 29 Nov 2026: mlm 25 s, textcl 22 s, vision 32 s per
+#: 400 steps; hard negatives add about 80 % at fraction 1), only to start the longest encoders first.
+_STEP_COST = {"mlm": 25.0, "textcl": 22.0, "vision": 32.0}
+
+
+def _expected_cost(job: tuple[int, str, float]) -> float:
+    _, objective, fraction = job
+    return _STEP_COST[objective] * (1 + 0.8 * fraction)
+
+
+_WORKER: dict = {}
+
+
+def _init_worker(config: LabConfig, corpus: Corpus, heldout: Corpus, out: Path, device: str) -> None:
+    """A training process: the parent's thread count and deterministic kernels, the corpus received once."""
+    from transformers.utils import logging as hf_logging
+
+    from spatial_probing.device import resolve_device
+
+    hf_logging.disable_progress_bar()  # save_pretrained's shard bar, once per encoder from every worker
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.set_num_threads(config.train.num_threads)
+    torch.use_deterministic_algorithms(True)
+    _WORKER.update(config=config, corpus=corpus, heldout=heldout, out=out, device=resolve_device(device),
+                   tokenizer=build_tokenizer(config.model.max_position_embeddings))
+
+
+def _train_in_worker(job: tuple[int, str, float]) -> tuple[tuple[int, str, float], dict]:
+    w = _WORKER
+    return job, train_and_save(w["config"], *job, w["corpus"], w["heldout"], w["tokenizer"], device=w["device"],
+                               out=w["out"])
+
+
+def _train_parallel(config: LabConfig, jobs: list[tuple[int, str, float]], corpus: Corpus, heldout: Corpus, *,
+                    out: Path, device: str, workers: int) -> Iterator[tuple[tuple[int, str, float], dict]]:
+    """(job, log) of every job as it finishes, trained in ``workers`` spawned processes.
+
+    Each encoder is trained exactly as :func:`train_and_save` trains it alone (it reseeds everything it draws
+    from), so the weights do not depend on ``workers`` or on the order jobs finish in. Spawned, not forked: a
+    fork of a process whose OpenMP threads have started can hang.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_init_worker, initargs=(config, corpus, heldout, out, device))
+    try:
+        futures = [pool.submit(_train_in_worker, job) for job in jobs]
+        for future in as_completed(futures):
+            yield future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _describe(config: LabConfig, job: tuple[int, str, float], entry: dict, *, reused: bool) -> str:
+    """One log line per encoder: loss, held-out accuracies, convergence, and its time (or that it was reused)."""
+    seed, objective, fraction = job
+    conv = entry.get("convergence", {})
+    how = "reused" if reused else f"{entry['wall_s']:.1f} s"
+    return (f"  {encoder_name(config.name_prefix, objective, seed, fraction)}: loss {entry['initial_loss']:.3f} → "
+            f"{entry['final_loss']:.3f}, held-out random / hard accuracy "
+            f"{entry.get('heldout_random_acc', float('nan')):.3f} / {entry.get('heldout_hard_acc', float('nan')):.3f}, "
+            f"{conv.get('status', '?')} ({how})")
+
+
 def registry_entries(config: LabConfig, corpus_summary: dict | None = None) -> list[dict]:
     """``EncoderConfig`` dicts for ``encoders.yaml`` (``model_id`` relative to the lab folder)."""
     held = []
@@ -582,52 +676,45 @@ def train_lab(config: LabConfig, *, out: str | Path | None = None, device: str |
     corpus = build_corpus(config.data, tokenizer, max_length=max_length)
     heldout = build_corpus(config.data, tokenizer, max_length=max_length, held_out=True)
     arms = config.arms()
+    jobs = [(seed, objective, fraction) for seed in config.seeds for objective, fraction in arms]
+    previous = {job: None if force else _previous_log(config, out, *job) for job in jobs}
+    todo = [job for job in jobs if previous[job] is None]
+    workers = min(config.train.workers, len(todo))
     log(f"lab: {len(corpus)} training scenes ({corpus.summary['dropped']} dropped), {len(heldout)} held-out scenes, "
-        f"vocabulary {len(tokenizer)}, {len(arms)} arm(s) × {len(config.seeds)} seed(s) on {dev}")
-    results: list[TrainedEncoder] = []
-    logs: list[dict] = []
+        f"vocabulary {len(tokenizer)}, {len(arms)} arm(s) × {len(config.seeds)} seed(s) on {dev}, "
+        f"{len(todo)} to train, {max(workers, 1)} at once")
+    if any(objective == "vision" for _, objective, _ in todo):  # rendered once, shared by every vision arm
+        corpus.render_images(config.model.image_size, show_progress=show_progress)
+        heldout.render_images(config.model.image_size, show_progress=False)
+    entries: dict[tuple, dict] = {job: entry for job, entry in previous.items() if entry is not None}
+    for job in jobs:
+        if job in entries:
+            log(_describe(config, job, entries[job], reused=True))
+    bar = tqdm(total=len(todo), desc=f"lab encoders ({workers} at once)" if workers > 1 else "lab encoders",
+               unit="encoder", disable=not show_progress or not todo)
     with deterministic(config.train.num_threads):
-        for seed in config.seeds:  # seed-major: a run cut short still has every arm of its first seeds
-            for objective, fraction in arms:
-                name = encoder_name(config.name_prefix, objective, seed, fraction)
-                model_dir = out / run_dir_name(objective, seed, fraction)
-                log_path = out / "logs" / f"{run_dir_name(objective, seed, fraction)}.json"
-                run_hash = config.run_hash(objective, seed, fraction)
-                previous = None if force else _reusable(log_path, model_dir, run_hash)
-                if objective == "vision" and not (model_dir / IMAGE_ENCODER_FILE).is_file():
-                    previous = None  # the vision check needs the scene CNN too
-                if previous is None:
-                    if objective == "vision":
-                        corpus.render_images(config.model.image_size, show_progress=show_progress)
-                        heldout.render_images(config.model.image_size, show_progress=False)
-                    started_run = datetime.now(timezone.utc).isoformat()
-                    encoder, entry, heads = train_encoder(config, objective, seed, corpus, tokenizer, device=dev,
-                                                          hard_negatives=fraction, heldout=heldout,
-                                                          show_progress=show_progress)
-                    save_encoder(encoder, tokenizer, model_dir)
-                    if objective == "vision":
-                        from safetensors.torch import save_file
-
-                        save_file({k: v.contiguous() for k, v in heads["image"].state_dict().items()},
-                                  str(model_dir / IMAGE_ENCODER_FILE))
-                    entry.update(weights_sha256=sha256_file(model_dir / "model.safetensors"), started=started_run,
-                                 ended=datetime.now(timezone.utc).isoformat(), data=corpus.summary,
-                                 heldout_data=heldout.summary,
-                                 versions={**package_versions(), "cpu_count": os.cpu_count()})
-                    atomic_write_json(log_path, entry)
-                else:
-                    entry = previous
-                logs.append(entry)
-                results.append(TrainedEncoder(
-                    name=name, objective=objective, seed=seed, hard_negatives=fraction, path=model_dir,
-                    log_path=log_path, run_hash=run_hash, weights_sha256=entry["weights_sha256"],
-                    initial_loss=entry["initial_loss"], final_loss=entry["final_loss"], wall_s=entry["wall_s"],
-                    reused=previous is not None))
-                how = "reused" if previous is not None else f"{entry['wall_s']:.1f} s"
-                conv = entry.get("convergence", {})
-                log(f"  {name}: loss {entry['initial_loss']:.3f} → {entry['final_loss']:.3f}, held-out random / hard "
-                    f"accuracy {entry.get('heldout_random_acc', float('nan')):.3f} / "
-                    f"{entry.get('heldout_hard_acc', float('nan')):.3f}, {conv.get('status', '?')} ({how})")
+        if workers > 1:  # longest first, so that the last encoder to finish is a short one
+            for job, entry in _train_parallel(config, sorted(todo, key=_expected_cost, reverse=True), corpus, heldout,
+                                              out=out, device=str(dev), workers=workers):
+                entries[job] = entry
+                bar.update()
+                log(_describe(config, job, entry, reused=False))
+        else:
+            for job in todo:
+                entries[job] = train_and_save(config, *job, corpus, heldout, tokenizer, device=dev, out=out,
+                                              show_progress=show_progress)
+                bar.update()
+                log(_describe(config, job, entries[job], reused=False))
+        bar.close()
+        logs = [entries[job] for job in jobs]  # seed-major, whatever order they finished in
+        results = [TrainedEncoder(
+            name=encoder_name(config.name_prefix, objective, seed, fraction), objective=objective, seed=seed,
+            hard_negatives=fraction, path=out / run_dir_name(objective, seed, fraction),
+            log_path=out / "logs" / f"{run_dir_name(objective, seed, fraction)}.json",
+            run_hash=config.run_hash(objective, seed, fraction), weights_sha256=entry["weights_sha256"],
+            initial_loss=entry["initial_loss"], final_loss=entry["final_loss"], wall_s=entry["wall_s"],
+            reused=previous[(seed, objective, fraction)] is not None)
+            for (seed, objective, fraction), entry in zip(jobs, logs)]
         if any(o == "vision" for o, _ in arms):
             check = vision_check(config, out, tokenizer, show_progress=show_progress)
             with atomic_path(out / VISION_CHECK_TABLE) as tmp:

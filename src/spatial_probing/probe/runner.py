@@ -34,8 +34,8 @@ from spatial_probing.probe.controls import (
 from spatial_probing.probe.engine import LayerSeedResult, ProbeSettings, probe_arrays
 from spatial_probing.probe.floor import format_floor_table
 from spatial_probing.probe.splits import outer_folds, overlap_report
-from spatial_probing.probe.stats import (bootstrap_macro_f1, bootstrap_metric, bootstrap_unit, cluster_signflip, holm,
-                                        mcnemar_exact)
+from spatial_probing.probe.stats import (SignFlips, bootstrap_macro_f1, bootstrap_metric, bootstrap_unit, cluster_codes,
+                                        holm, mcnemar_exact)
 from spatial_probing.probe.tasks import ProbeItems, get_task
 
 RESULT_COLUMNS = ["dataset", "task", "encoder", "layer", "probe", "seed", "split", "subset_kind", "subset", "metric",
@@ -409,7 +409,7 @@ def best_layers(results: pd.DataFrame) -> dict[tuple, str]:
 
 
 def compare_encoders(predictions: pd.DataFrame, results: pd.DataFrame, *, n_permutations: int = 10000,
-                     seed: int = 0) -> pd.DataFrame:
+                     seed: int = 0, show_progress: bool = False) -> pd.DataFrame:
     """Paired comparisons of every two encoders of a task on the same test items.
 
     Layers compared: ``final`` against ``final`` when both have it, and each encoder's best layer by
@@ -417,20 +417,31 @@ def compare_encoders(predictions: pd.DataFrame, results: pd.DataFrame, *, n_perm
     permutation test uses the fraction of seeds that got it right (flipping whole clusters when the
     predictions carry a ``cluster`` column), McNemar the majority over seeds.
     Holm corrects McNemar p-values within each family of subsets (e.g. across relation categories).
+    The sign-flip tests of a task share one matrix of random signs (:class:`~spatial_probing.probe.stats.SignFlips`):
+    the number of tests grows with the square of the encoders.
     """
+    from tqdm.auto import tqdm
+
     rows: list[dict[str, Any]] = []
     if predictions.empty:
         return pd.DataFrame(columns=COMPARISON_COLUMNS)
     best = best_layers(results)
-    for (dataset, task, probe), grp in predictions.groupby(["dataset", "task", "probe"], sort=True):
+    groups = list(predictions.groupby(["dataset", "task", "probe"], sort=True))
+    n_pairs = sum(len(e) * (len(e) - 1) // 2 for e in (g.encoder.unique() for _, g in groups))
+    bar = tqdm(total=n_pairs, desc="compare encoders", unit="pair", disable=not show_progress or not n_pairs)
+    for (dataset, task, probe), grp in groups:
         encoders = sorted(grp.encoder.unique())
         per_item = grp.groupby(["encoder", "layer", "example_id"], sort=True).correct.mean()
         meta = grp.drop_duplicates("example_id").set_index("example_id")
+        # whole clusters (scene, image, story) are flipped when known, else items
+        codes = cluster_codes(meta["cluster"].to_numpy(dtype=object) if "cluster" in meta.columns else None, len(meta))
+        flips = SignFlips(int(codes.max()) + 1, n_permutations=n_permutations, seed=seed)
+        layers_of = {e: set(layers) for e, layers in grp.groupby("encoder").layer.unique().items()}
         for i, a in enumerate(encoders):
+            bar.set_postfix_str(f"{task}: {a}", refresh=False)
             for b in encoders[i + 1:]:
                 choices = []
-                layers_a, layers_b = set(grp[grp.encoder == a].layer), set(grp[grp.encoder == b].layer)
-                if "final" in layers_a and "final" in layers_b:
+                if "final" in layers_of[a] and "final" in layers_of[b]:
                     choices.append(("final", "final", "final"))
                 if (task, a, probe) in best and (task, b, probe) in best:
                     choices.append(("best-cv", best[(task, a, probe)], best[(task, b, probe)]))
@@ -444,29 +455,31 @@ def compare_encoders(predictions: pd.DataFrame, results: pd.DataFrame, *, n_perm
                             vals = meta.loc[common, kind].to_numpy(dtype=object)
                             subsets += [(kind, v, vals == v) for v in sorted({v for v in vals if pd.notna(v)})]
                     fam: list[dict[str, Any]] = []
-                    clusters = (meta.loc[common, "cluster"].to_numpy(dtype=object) if "cluster" in meta.columns
-                                else None)  # sign flips of whole clusters (scene, image, story) when known
-                    for kind, value, mask in subsets:
+                    common_codes = codes[meta.index.get_indexer(common)]
+                    diff = sa.to_numpy() - sb.to_numpy()
+                    sums = np.stack([np.bincount(common_codes[mask], weights=diff[mask], minlength=flips.n_clusters)
+                                     for _, _, mask in subsets], axis=1)  # per cluster and subset
+                    for (kind, value, mask), perm_p in zip(subsets, flips.pvalues(sums)):
                         xa, xb = sa.to_numpy()[mask], sb.to_numpy()[mask]
                         fam.append({"dataset": dataset, "task": task, "layer_a": la, "layer_b": lb, "probe": probe,
                                     "encoder_a": a, "encoder_b": b, "selection": selection, "subset_kind": kind,
                                     "subset": value, "acc_a": float(xa.mean()), "acc_b": float(xb.mean()),
                                     "diff": float(xa.mean() - xb.mean()),
                                     "mcnemar_p": mcnemar_exact(xa >= 0.5, xb >= 0.5),
-                                    "permutation_p": cluster_signflip(
-                                        xa - xb, None if clusters is None else clusters[mask],
-                                        n_permutations=n_permutations, seed=seed), "n": int(mask.sum())})
+                                    "permutation_p": float(perm_p), "n": int(mask.sum())})
                     for kind in {r["subset_kind"] for r in fam}:
                         members = [r for r in fam if r["subset_kind"] == kind]
                         for r, p in zip(members, holm([r["mcnemar_p"] for r in members])):
                             r["p_holm"] = float(p)
                     rows += fam
+                bar.update()
+    bar.close()
     df = pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
     return _sort(df, ["dataset", "task", "probe", "encoder_a", "encoder_b", "selection", "subset_kind", "subset"])
 
 
 def assemble(out_dir: str | Path, *, command: str = "", config: dict[str, Any] | None = None,
-             started: str | None = None) -> dict[str, Path]:
+             started: str | None = None, show_progress: bool = False) -> dict[str, Path]:
     """Concatenate every part under ``out_dir/parts`` into the run's tables and manifest (atomically)."""
     out_dir = Path(out_dir)
     metas = sorted((out_dir / "parts").glob("*.json"))
@@ -481,7 +494,7 @@ def assemble(out_dir: str | Path, *, command: str = "", config: dict[str, Any] |
         units.append(meta)
     results = _sort(pd.concat(res, ignore_index=True), KEY_COLUMNS + ["subset_kind", "subset", "metric"])
     predictions = _sort(pd.concat(pred, ignore_index=True), KEY_COLUMNS + ["example_id"])
-    comparisons = compare_encoders(predictions, results)
+    comparisons = compare_encoders(predictions, results, show_progress=show_progress)
     paths = {"results": out_dir / "results.parquet", "results_csv": out_dir / "results.csv",
              "predictions": out_dir / "predictions.parquet", "comparisons": out_dir / "comparisons.parquet",
              "comparisons_csv": out_dir / "comparisons.csv", "manifest": out_dir / "manifest.json"}
@@ -531,4 +544,4 @@ def run_units(configs: Sequence[UnitConfig], out_dir: str | Path, *, data_dir: s
               label=lambda c: f"{c.task} × {c.encoder} ({c.settings.probe})",
               done=lambda c, w: unit_done(out_dir, c, w, data_dir=data_dir), model_paths=model_paths,
               cache_dir=cache_dir, log=log, show_progress=show_progress, group=lambda c: c.task, on_group_done=floor)
-    return assemble(out_dir, command=command, config=run_config, started=started)
+    return assemble(out_dir, command=command, config=run_config, started=started, show_progress=show_progress)

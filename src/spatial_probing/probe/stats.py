@@ -29,6 +29,7 @@ intervals and p-values have the width the independent unit gives them:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from itertools import product
 
 import numpy as np
@@ -112,10 +113,21 @@ def cluster_codes(clusters: Sequence | None, n: int) -> np.ndarray:
 
 
 def cluster_draws(n_clusters: int, *, n_boot: int, seed: int = 0, dtype: type = np.float64) -> np.ndarray:
-    """``(n_boot, n_clusters)`` counts of how often each cluster is drawn in each resample with replacement."""
+    """``(n_boot, n_clusters)`` counts of how often each cluster is drawn in each resample with replacement.
+
+    Read-only and memoised: a report asks for the same draws (same clusters, resamples and seed) for every
+    cell and pair of one test set, and drawing them dominated building a report with many encoders.
+    """
+    return _cluster_draws(int(n_clusters), int(n_boot), seed, np.dtype(dtype).str)
+
+
+@lru_cache(maxsize=4)
+def _cluster_draws(n_clusters: int, n_boot: int, seed: int, dtype: str) -> np.ndarray:
     idx = np.random.default_rng(seed).integers(0, n_clusters, size=(n_boot, n_clusters))
     flat = (idx + (np.arange(n_boot) * n_clusters)[:, None]).ravel()
-    return np.bincount(flat, minlength=n_boot * n_clusters).reshape(n_boot, n_clusters).astype(dtype)
+    draws = np.bincount(flat, minlength=n_boot * n_clusters).reshape(n_boot, n_clusters).astype(dtype)
+    draws.flags.writeable = False
+    return draws
 
 
 def _resample_weights(n: int, n_boot: int, seed: int, clusters: Sequence | None = None) -> np.ndarray:
@@ -355,6 +367,45 @@ def cluster_signflip(diff: Sequence[float], clusters: Sequence | None = None, *,
     sums, _ = cluster_sums(d, cluster_codes(clusters, d.size))
     return paired_permutation(sums, np.zeros_like(sums), n_permutations=n_permutations, seed=seed)
 
+
+
+class SignFlips:
+    """One matrix of random cluster signs shared by many sign-flip tests on the same ``n_clusters`` clusters.
+
+    A run's pairwise table holds thousands of tests on one test set (every encoder pair × layer choice ×
+    subset); drawing fresh signs for each cost most of the assembly time (27 lab encoders: hours). Each test
+    here is the same two-sided test as :func:`paired_permutation` on its clusters' summed differences —
+    exact enumeration when its ``m`` non-zero clusters allow (2^m ≤ ``n_permutations``), otherwise the
+    add-one Monte Carlo estimate — with the Monte Carlo signs drawn once. Every p-value is valid on its own;
+    tests sharing draws are not independent of each other, which Holm's correction does not require.
+    """
+
+    def __init__(self, n_clusters: int, *, n_permutations: int = 10000, seed: int = 0) -> None:
+        self.n_clusters, self.n_permutations, self.seed = int(n_clusters), int(n_permutations), seed
+        self._signs: np.ndarray | None = None  # drawn on first Monte Carlo use
+
+    def pvalues(self, sums: np.ndarray) -> np.ndarray:
+        """p-value of each column of ``sums (n_clusters, T)``: a test's per-cluster summed differences, 0 for a
+        cluster it does not contain (a zero is unchanged by its sign, so it does not change the test)."""
+        S = np.asarray(sums, dtype=np.float64).reshape(self.n_clusters, -1)
+        out = np.ones(S.shape[1])
+        nonzero = (S != 0).sum(0)
+        observed = np.abs(S.sum(0))
+        exact = (nonzero > 0) & (2.0 ** np.minimum(nonzero, 64) <= self.n_permutations)
+        for t in np.flatnonzero(exact):
+            out[t] = paired_permutation(S[:, t], np.zeros(self.n_clusters), n_permutations=self.n_permutations)
+        mc = np.flatnonzero((nonzero > 0) & ~exact)
+        if mc.size:
+            if self._signs is None:
+                rng = np.random.default_rng(self.seed)
+                self._signs = (rng.integers(0, 2, size=(self.n_permutations, self.n_clusters), dtype=np.int8) * 2 - 1)
+            tol = 1e-12 * np.maximum(1.0, observed[mc])
+            hits = np.zeros(mc.size, dtype=np.int64)
+            for start in range(0, self.n_permutations, 1000):  # chunks bound the float copy of the signs
+                flipped = np.abs(self._signs[start:start + 1000].astype(np.float64) @ S[:, mc])
+                hits += (flipped >= observed[mc] - tol).sum(0)
+            out[mc] = (1 + hits) / (1 + self.n_permutations)
+        return out
 
 def hierarchical_bootstrap_mean(scores: np.ndarray, clusters: Sequence | None = None, *, n_boot: int = 1000,
                                 seed: int = 0, confidence: float = 0.95) -> tuple[float, float, float]:

@@ -334,6 +334,16 @@ def _lab_section(analysis: RunAnalysis) -> dict[str, Any] | None:
                                   crows, sig, "Highlighted: Holm p < 0.05.")}
 
 
+def _floor_remark(r: Any) -> str:
+    """Whether either arm of a lab answer row is above the words alone (the strictest floor on its items)."""
+    if not isinstance(r.floor, str) or not np.isfinite(r.floor_acc):
+        return ""
+    above = [arm for arm, acc in ((r.arm_a, r.mean_a), (r.arm_b, r.mean_b)) if acc > r.floor_acc]
+    what = (f"neither arm is above it: the words alone ({r.floor}) do as well" if not above else
+            f"only {above[0]} is above it" if len(above) == 1 else "both arms are above it")
+    return f" The strictest lexical floor on these items, {r.floor}, scores {r.floor_acc:.3f}: {what}."
+
+
 def _lab_answer(analysis: RunAnalysis, layer: str | None) -> dict[str, Any]:
     """The lab's answer per relation kind (:func:`~spatial_probing.lab.compare.lab_answer`) at ``layer``, with the
     lab's own tables found beside its ``encoders.yaml`` (convergence and retrieval per arm, the scene-CNN check)."""
@@ -349,7 +359,7 @@ def _lab_answer(analysis: RunAnalysis, layer: str | None) -> dict[str, Any]:
                           & (preds.layer.astype(str) == layer)]
         if not lab_preds.empty:
             answer = lab_answer(lab_preds, training=outputs.get("training"), n_boot=analysis.n_boot,
-                                seed=analysis.seed)
+                                seed=analysis.seed, floor_predictions=preds)
     if answer.empty:
         tables.note_missing("lab answer per relation kind: no lab predictions with a relation kind (category)")
     lines = []
@@ -358,14 +368,17 @@ def _lab_answer(analysis: RunAnalysis, layer: str | None) -> dict[str, Any]:
         lines.append(f"{r.task} {where}, {r.question}: {r.verdict} — {points(r.diff)} "
                      f"[{points(r.ci_low)}, {points(r.ci_high)}], half-width {100 * r.half_width:.1f} points "
                      f"({r.n_seeds} seeds × {r.n_clusters} scenes; Holm {format_p(r.p_holm)})"
-                     + ("" if r.convergence == "ok" else f"; not converged: {r.convergence}") + ".")
+                     + ("" if r.convergence == "ok" else f"; not converged: {r.convergence}") + "."
+                     + _floor_remark(r))
     rows = [[r.task, r.relation_kind, r.question, _num(r.mean_a), _num(r.mean_b),
+             f"{r.floor} {_num(r.floor_acc)}" if isinstance(r.floor, str) else "—",
              _ci(r.diff, r.ci_low, r.ci_high), _num(r.half_width), _p(r.p_holm), r.verdict, str(r.n_seeds),
              str(r.n_clusters), r.convergence] for r in answer.itertuples()]
     out: dict[str, Any] = {
         "label": label, "answer_lines": lines,
         "answer": _table([("task", False), ("relation kind", False), ("comparison (a vs b)", False),
-                          ("accuracy a", True), ("accuracy b", True), ("a − b [95% seeds × scenes bootstrap]", True),
+                          ("accuracy a", True), ("accuracy b", True), ("strictest lexical floor", True),
+                          ("a − b [95% seeds × scenes bootstrap]", True),
                           ("half-width", True), ("Holm p", True), ("verdict", False), ("seeds", True),
                           ("scenes", True), ("convergence", False)],
                          rows, [not str(v).startswith(("no difference", "inconclusive")) for v in answer.verdict],

@@ -157,6 +157,7 @@ class RunAnalysis:
         config = ((tables.manifest or {}).get("config") or {}).get("verdicts") or {}
         self.rules = rules or VerdictRules(**{"n_boot": n_boot, "seed": seed, **config})
         self._items: dict[tuple, pd.DataFrame | None] = {}
+        self._intervals: dict[tuple, Interval] = {}  # every pair of the comparison table asks for its two cells again
         self._accuracy: dict[str, pd.DataFrame] = {}
 
     # ------------------------------------------------------------------------------------ layers
@@ -217,6 +218,13 @@ class RunAnalysis:
     def interval(self, task: str, encoder: str, probe: str, layer: str, subset_kind: str = "all",
                  subset: str = "all", metric: Literal["accuracy", "selectivity"] = "accuracy") -> Interval:
         """Accuracy or selectivity of one cell with its 95% interval (item bootstrap when predictions exist)."""
+        key = (task, encoder, probe, layer, subset_kind, subset, metric)
+        if key not in self._intervals:
+            self._intervals[key] = self._interval(*key)
+        return self._intervals[key]
+
+    def _interval(self, task: str, encoder: str, probe: str, layer: str, subset_kind: str, subset: str,
+                  metric: str) -> Interval:
         items = self.items(task, encoder, probe, layer)
         usable = items is not None and (subset_kind == "all" or subset_kind in items.columns) and (
             metric == "accuracy" or "control_correct" in items.columns)

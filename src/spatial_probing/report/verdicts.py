@@ -9,7 +9,7 @@ Every verdict the report prints comes from :func:`verdict_family`, and nothing e
    contrast — (a) *grounded − distributional* (:func:`~spatial_probing.embed.is_grounded`), (b)
    *encoder − best lexical floor* (the floor encoder, :func:`~spatial_probing.embed.is_lexical_floor`,
    with the highest accuracy on the compared test items: the strictest floor, never one a training-side
-   shortcut makes look strong), (c) *lab objective −
+   shortcut makes look strong; a lab arm, over its seeds, is set beside it too), (c) *lab objective −
    objective* (same lab, paired by lab seed). Cells where both sides' intervals reach the ceiling,
    or both cover chance, are *uninformative* and leave the family. Holm runs over the whole family.
 3. **Gain / loss** only when three things computed on the same quantity (the mean per-item
@@ -158,8 +158,10 @@ def _pair_row(items: TaskItems, base: dict[str, Any], a: tuple[str, str], b: tup
 
 def _lab_row(items: TaskItems, base: dict[str, Any], lab: str, oa: str, ob: str, seeds: list[int], layer_of: dict,
              mask: np.ndarray, rules: VerdictRules) -> dict[str, Any] | None:
+    """Lab arm ``oa`` − arm ``ob`` over their shared seeds; ``ob`` may be a lexical floor (one encoder, no seeds),
+    which then stands beside every seed of ``oa``: the arm − floor row of the ``lexical`` contrast."""
     ea = [f"{lab}-{oa}-s{s}" for s in seeds]
-    eb = [f"{lab}-{ob}-s{s}" for s in seeds]
+    eb = [ob] * len(seeds) if is_lexical_floor(ob) else [f"{lab}-{ob}-s{s}" for s in seeds]
     xa = [items.scores.get((e, layer_of.get(e, ""))) for e in ea]
     xb = [items.scores.get((e, layer_of.get(e, ""))) for e in eb]
     if any(x is None for x in xa + xb):
@@ -172,7 +174,8 @@ def _lab_row(items: TaskItems, base: dict[str, Any], lab: str, oa: str, ob: str,
     hb = {k: hierarchical_bootstrap_mean(v[:, m], cl, n_boot=rules.n_boot, seed=rules.seed,
                                          confidence=rules.confidence) for k, v in (("a", A), ("b", B), ("d", A - B))}
     d = (A - B)[:, m].mean(0)  # the tests' quantity: per item, the seed-paired difference averaged over seeds
-    row = {**base, "encoder_a": f"{lab}-{oa}", "encoder_b": f"{lab}-{ob}", "layer_a": layer_of.get(ea[0], ""),
+    row = {**base, "encoder_a": f"{lab}-{oa}", "encoder_b": eb[0] if is_lexical_floor(ob) else f"{lab}-{ob}",
+           "layer_a": layer_of.get(ea[0], ""),
            "layer_b": layer_of.get(eb[0], ""), "acc_a": hb["a"][0], "a_low": hb["a"][1], "a_high": hb["a"][2],
            "acc_b": hb["b"][0], "b_low": hb["b"][1], "b_high": hb["b"][2], "diff": hb["d"][0],
            "diff_low": hb["d"][1], "diff_high": hb["d"][2], "n_items": int(m.sum()),
@@ -273,6 +276,12 @@ def verdict_family(predictions: pd.DataFrame | None, results: pd.DataFrame | Non
                     for ob in names[i + 1:]:
                         seeds = sorted(objectives[oa] & objectives[ob])
                         row = _lab_row(items, {**base, "contrast": "lab"}, lab, oa, ob, seeds, layer_of, mask, rules)
+                        if row:
+                            rows.append(row)
+                if floor is not None:  # every arm beside the strictest floor: could the words alone do as well?
+                    for oa in names:
+                        row = _lab_row(items, {**base, "contrast": "lexical"}, lab, oa, floor, sorted(objectives[oa]),
+                                       layer_of, mask, rules)
                         if row:
                             rows.append(row)
     if not rows:
