@@ -16,7 +16,9 @@ Why it is fast (each step is exact; the optimum is unchanged):
 * **one L-BFGS per problem, run in lockstep** — every problem keeps its own curvature history,
   step length and stopping test (sklearn's: largest gradient entry ≤ ``tol``); a converged
   problem leaves the computation, and a line-search retry re-evaluates only the problems that
-  need it. The problems of one layer share a single matrix product per evaluation.
+  need it. The problems of one layer share a single matrix product per evaluation. The optimiser's
+  state holds only the running problems (compacted when one finishes), so no iteration copies or
+  touches a finished problem's curvature history.
 * **preconditioning by the features' covariance** — the fit runs in coordinates ``V`` with
   ``W = U D V``, where ``U diag(e) Uᵀ`` is the eigendecomposition of ``XᵀX/n`` and
   ``D = (e + μ + K·λ)^-½`` per problem (``λ`` its penalty, ``K`` classes: the Hessian is about
@@ -33,6 +35,9 @@ Why it is fast (each step is exact; the optimum is unchanged):
 * **warm starts** — ``init`` starts each problem from a nearby solution (the previous C on the
   path, the inner-CV fits for the refit, the previous MDL portion); the optimum is unchanged. A cold
   start has zero weights and the null model's intercepts (log class shares).
+* **few rows, few coordinates** — a problem on ``r < d`` rows has its optimum in their span, so
+  :func:`subspace_basis` fits it in the ``r`` coordinates of that span (an MDL code's first portions:
+  3 to ~600 of VSR's rows instead of 768 coordinates, and well conditioned where the full basis is not).
 * **repeated rows once** — :func:`distinct_rows` merges rows identical in features and labels; weighted
   by their count they give the same loss and gradient (VSR's 3,000 training captions are 2,084 distinct).
 * **a cheap stopping test** — the largest gradient entry is bounded by column norms in the rotated
@@ -51,7 +56,7 @@ import torch
 from spatial_probing.device import resolve_device
 
 __all__ = ["CovarianceBasis", "covariance_basis", "distinct_rows", "fit_softmax_batched", "predict_log_proba_batched",
-           "standardize"]
+           "standardize", "subspace_basis"]
 
 #: Curvature pairs kept per problem (scipy's L-BFGS-B, which sklearn uses, keeps 10).
 HISTORY = 10
@@ -133,6 +138,31 @@ def covariance_basis(X: np.ndarray, *, device: str = "auto", dtype: torch.dtype 
         return CovarianceBasis(torch.as_tensor(X, dtype=dtype, device=resolve_device(device)))
 
 
+def subspace_basis(X: np.ndarray, rows: np.ndarray, *, device: str = "auto",
+                   dtype: torch.dtype = torch.float64) -> CovarianceBasis:
+    """A basis of the span of rows ``rows`` of ``X (G, n, d)``, for problems that train on those rows only.
+
+    With ``r < d`` rows the optimum lies in their span (the data term's gradient ``XᵀR`` and the penalty's ``λW``
+    both do), so fitting in the ``r`` coordinates of its orthonormal basis (a thin SVD of the ``r × d`` rows, with
+    their covariance eigenvalues as the preconditioner's) is the same problem on ``r`` instead of ``d``
+    coordinates, and well conditioned where the full data's basis is not: an MDL online code's first portions.
+    ``Xh`` is left zero outside ``rows`` (those rows must have weight 0 in every problem fitted with it), and a
+    warm start must lie in the span (e.g. a fit on a subset of ``rows``).
+    """
+    rows = np.asarray(rows)
+    with torch.no_grad():
+        Xr = torch.as_tensor(np.asarray(X)[:, rows], dtype=torch.float64)
+        left, sv, right = torch.linalg.svd(Xr, full_matrices=False)  # (G, r, r'), (G, r'), (G, r', d)
+        e = sv.pow(2) / len(rows)
+        basis = object.__new__(CovarianceBasis)
+        Xh = torch.zeros(X.shape[0], X.shape[1], len(sv[0]), dtype=torch.float64)
+        Xh[:, torch.as_tensor(rows)] = left * sv[:, None, :]  # = Xr @ right.T
+        ridge = PRECONDITIONER_RIDGE * e.mean(-1, keepdim=True).clamp_min(1e-12)
+        basis.U, basis.e, basis.ridge, basis.Xh = (t.to(device=resolve_device(device), dtype=dtype)
+                                                   for t in (right.transpose(1, 2), e, ridge, Xh))
+    return basis
+
+
 def _by_group(group: torch.Tensor) -> Iterator[tuple[int, torch.Tensor]]:
     """Each group present in ``group`` with the positions that belong to it."""
     for g in torch.unique(group).tolist():
@@ -202,7 +232,7 @@ class _Problems:
         out = gc.abs().amax(-1) > tol
         scaled = self.Dinv[idx][:, :, None] * gV
         norm = scaled.pow(2).sum(1).sqrt().amax(-1)  # largest column 2-norm
-        out |= norm > tol * math.sqrt(gV.shape[1])
+        out |= norm > tol * math.sqrt(self.U.shape[1])  # d entries per column (a subspace basis has fewer coordinates)
         check = torch.nonzero(~out & (norm > tol)).squeeze(1)
         for g, sel in _by_group(self.layer[self.group[idx[check]]]):
             rows = check[sel]
@@ -212,14 +242,14 @@ class _Problems:
 
     def to_coordinates(self, W: torch.Tensor) -> torch.Tensor:
         """``V = D⁻¹ Uᵀ W`` of every problem's weights ``W (P, d, K)`` (a warm start)."""
-        V = torch.empty_like(W)
+        V = W.new_empty((len(W), self.U.shape[2], W.shape[2]))
         for g, sel in _by_group(self.layer[self.group]):
             V[sel] = self.Dinv[sel][:, :, None] * torch.einsum("de,qdk->qek", self.U[g], W[sel])
         return V
 
     def weights_of(self, V: torch.Tensor) -> torch.Tensor:
         """``W = U D V`` per problem: back to the original coordinates."""
-        W = torch.empty_like(V)
+        W = V.new_empty((len(V), self.U.shape[1], V.shape[2]))
         for g, sel in _by_group(self.layer[self.group]):
             W[sel] = torch.einsum("de,qek->qdk", self.U[g], self.D[sel][:, :, None] * V[sel])
         return W
@@ -233,72 +263,79 @@ def _lbfgs(prob: _Problems, P: int, d: int, max_iter: int, tol: float, dtype: to
            device: torch.device, V: torch.Tensor | None = None, c: torch.Tensor | None = None
            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """L-BFGS on each of ``P`` problems in lockstep (own history, step and stop), Armijo backtracking, from
-    ``V``, ``c`` (by default zero weights and the null model's intercepts); returns ``W``, ``b`` and each problem's iteration count."""
+    ``V``, ``c`` (by default zero weights and the null model's intercepts); returns ``W``, ``b`` and each problem's
+    iteration count. The state holds only the running problems (``ids``): a finished problem's solution is written
+    out and its rows dropped, so an iteration touches no finished problem's history."""
     K, m = prob.K, HISTORY
-    V = torch.zeros(P, d, K, dtype=dtype, device=device) if V is None else V.clone()
-    c = prob.null_intercepts() if c is None else c.clone()
+    V_out = torch.zeros(P, d, K, dtype=dtype, device=device) if V is None else V.clone()
+    c_out = prob.null_intercepts() if c is None else c.clone()
     n_iter = torch.zeros(P, dtype=torch.long, device=device)
-    everyone = torch.arange(P, device=device)
-    f, gV, gc = prob.loss_grad(everyone, V, c)
-    active = prob.grad_max(everyone, gV, gc, tol)
+    ids = torch.arange(P, device=device)
+    V, c = V_out, c_out
+    f, gV, gc = prob.loss_grad(ids, V, c)
+    active = prob.grad_max(ids, gV, gc, tol)
     Sv, Yv = torch.zeros(m, P, d, K, dtype=dtype, device=device), torch.zeros(m, P, d, K, dtype=dtype, device=device)
     Sc, Yc = torch.zeros(m, P, K, dtype=dtype, device=device), torch.zeros(m, P, K, dtype=dtype, device=device)
     rho = torch.zeros(m, P, dtype=dtype, device=device)
     gamma = torch.ones(P, dtype=dtype, device=device)
     for it in range(max_iter):
-        a = torch.nonzero(active).squeeze(1)
-        if len(a) == 0:
+        if not bool(active.all()):  # drop the finished problems from the state
+            done, keep = ~active, torch.nonzero(active).squeeze(1)
+            V_out[ids[done]], c_out[ids[done]] = V[done], c[done]
+            ids, V, c, f, gV, gc, gamma = (t[keep] for t in (ids, V, c, f, gV, gc, gamma))
+            Sv, Yv, Sc, Yc, rho = (t[:, keep] for t in (Sv, Yv, Sc, Yc, rho))
+            active = active[keep]
+        if len(ids) == 0:
             break
-        # two-loop recursion on the active problems (a pair with rho = 0 is a no-op)
-        qv, qc = -gV[a], -gc[a]
+        # two-loop recursion (a pair with rho = 0 is a no-op)
+        qv, qc = -gV, -gc
         slots = [(it - 1 - j) % m for j in range(min(it, m))]
         alphas = []
         for s in slots:
-            al = rho[s, a] * _dot(Sv[s, a], qv, Sc[s, a], qc)
+            al = rho[s] * _dot(Sv[s], qv, Sc[s], qc)
             alphas.append(al)
-            qv, qc = qv - al[:, None, None] * Yv[s, a], qc - al[:, None] * Yc[s, a]
-        qv, qc = gamma[a, None, None] * qv, gamma[a, None] * qc
+            qv, qc = qv - al[:, None, None] * Yv[s], qc - al[:, None] * Yc[s]
+        qv, qc = gamma[:, None, None] * qv, gamma[:, None] * qc
         for s, al in zip(reversed(slots), reversed(alphas)):
-            coef = al - rho[s, a] * _dot(Yv[s, a], qv, Yc[s, a], qc)
-            qv, qc = qv + coef[:, None, None] * Sv[s, a], qc + coef[:, None] * Sc[s, a]
-        g0v, g0c, f0 = gV[a], gc[a], f[a]
-        slope = _dot(g0v, qv, g0c, qc)
+            coef = al - rho[s] * _dot(Yv[s], qv, Yc[s], qc)
+            qv, qc = qv + coef[:, None, None] * Sv[s], qc + coef[:, None] * Sc[s]
+        slope = _dot(gV, qv, gc, qc)
         uphill = slope >= 0  # not a descent direction: fall back to steepest descent
-        qv, qc = torch.where(uphill[:, None, None], -g0v, qv), torch.where(uphill[:, None], -g0c, qc)
-        slope = torch.where(uphill, -_dot(g0v, g0v, g0c, g0c), slope)
-        step = torch.ones_like(f0) if it else 1.0 / (-slope).sqrt().clamp_min(1.0)
+        qv, qc = torch.where(uphill[:, None, None], -gV, qv), torch.where(uphill[:, None], -gc, qc)
+        slope = torch.where(uphill, -_dot(gV, gV, gc, gc), slope)
+        step = torch.ones_like(f) if it else 1.0 / (-slope).sqrt().clamp_min(1.0)
         # backtracking (quadratic interpolation) until the Armijo condition holds, retrying only failures
-        pend = torch.arange(len(a), device=device)
-        nf, ngv, ngc = f0.clone(), g0v.clone(), g0c.clone()
+        pend = torch.arange(len(ids), device=device)
+        nf, ngv, ngc = f.clone(), gV.clone(), gc.clone()
         for _ in range(30):
-            pa = a[pend]
-            tf, tgv, tgc = prob.loss_grad(pa, V[pa] + step[pend, None, None] * qv[pend],
-                                         c[pa] + step[pend, None] * qc[pend])
-            ok = tf <= f0[pend] + 1e-4 * step[pend] * slope[pend]
+            tf, tgv, tgc = prob.loss_grad(ids[pend], V[pend] + step[pend, None, None] * qv[pend],
+                                         c[pend] + step[pend, None] * qc[pend])
+            ok = tf <= f[pend] + 1e-4 * step[pend] * slope[pend]
             done = pend[ok]
             nf[done], ngv[done], ngc[done] = tf[ok], tgv[ok], tgc[ok]
             pend = pend[~ok]
             if len(pend) == 0:
                 break
             st = step[pend]
-            dec = tf[~ok] - f0[pend] - st * slope[pend]
+            dec = tf[~ok] - f[pend] - st * slope[pend]
             new = -slope[pend] * st * st / (2 * dec.clamp_min(1e-30))
             step[pend] = torch.minimum(torch.maximum(new, 0.1 * st), 0.5 * st)
-        moved = torch.ones(len(a), dtype=torch.bool, device=device)
+        moved = torch.ones(len(ids), dtype=torch.bool, device=device)
         moved[pend] = False  # line search failed: the problem stops where it is
         step = step * moved
         sv, sc = step[:, None, None] * qv, step[:, None] * qc
-        yv, yc = ngv - g0v, ngc - g0c
+        yv, yc = ngv - gV, ngc - gc
         sy, yy = _dot(sv, yv, sc, yc), _dot(yv, yv, yc, yc)
         curv = moved & (sy > 1e-10 * yy)
         slot = it % m
-        Sv[slot, a], Sc[slot, a], Yv[slot, a], Yc[slot, a] = sv, sc, yv, yc
-        rho[slot, a] = torch.where(curv, 1.0 / sy.clamp_min(1e-30), torch.zeros_like(sy))
-        gamma[a] = torch.where(curv, sy / yy.clamp_min(1e-30), gamma[a])
-        V[a], c[a], f[a], gV[a], gc[a] = V[a] + sv, c[a] + sc, nf, ngv, ngc
-        n_iter[a] += 1
-        active[a] = moved & prob.grad_max(a, ngv, ngc, tol)
-    return prob.weights_of(V), c, n_iter
+        Sv[slot], Sc[slot], Yv[slot], Yc[slot] = sv, sc, yv, yc
+        rho[slot] = torch.where(curv, 1.0 / sy.clamp_min(1e-30), torch.zeros_like(sy))
+        gamma = torch.where(curv, sy / yy.clamp_min(1e-30), gamma)
+        V, c, f, gV, gc = V + sv, c + sc, nf, ngv, ngc
+        n_iter[ids] += 1
+        active = moved & prob.grad_max(ids, ngv, ngc, tol)
+    V_out[ids], c_out[ids] = V, c
+    return prob.weights_of(V_out), c_out, n_iter
 
 
 def _problem_keys(Y: np.ndarray, W8: np.ndarray, Cs: np.ndarray) -> list[bytes]:
@@ -369,7 +406,7 @@ def fit_softmax_batched(X: np.ndarray | CovarianceBasis, Y: np.ndarray, *, n_cla
     per_problem = max(d * n_classes * (4 * HISTORY + 8), n * n_classes * 4)
     step = max(1, max_elements // per_problem)
     out_dtype = torch.empty((), dtype=dtype).numpy().dtype
-    Ws = np.zeros((len(unique), d, n_classes), out_dtype)
+    Ws = np.zeros((len(unique), pre.U.shape[1], n_classes), out_dtype)  # d features (a subspace basis fits fewer coordinates)
     bs = np.zeros((len(unique), n_classes), out_dtype)
     for s in range(0, len(unique), step):
         chunk = unique[s:s + step]
@@ -387,7 +424,7 @@ def fit_softmax_batched(X: np.ndarray | CovarianceBasis, Y: np.ndarray, *, n_cla
                 c0 = torch.as_tensor(init[1][g, q], dtype=dtype, device=dev)
             W, b, _ = _lbfgs(prob, len(chunk), d, max_iter, tol, dtype, dev, V0, c0)
         Ws[s:s + len(chunk)], bs[s:s + len(chunk)] = W.cpu().numpy(), b.cpu().numpy()
-    return Ws[where].reshape(G, Q, d, n_classes), bs[where].reshape(G, Q, n_classes)
+    return Ws[where].reshape(G, Q, *Ws.shape[1:]), bs[where].reshape(G, Q, n_classes)
 
 
 def _segments(g: np.ndarray, W8: np.ndarray, device: torch.device

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from spatial_probing.probe.batched import CovarianceBasis, covariance_basis, fit_softmax_batched, predict_log_proba_batched
+from spatial_probing.probe.batched import (CovarianceBasis, covariance_basis, fit_softmax_batched, predict_log_proba_batched,
+                                          subspace_basis)
 
 #: Voita and Titov's block boundaries, as fractions of the training set.
 PORTIONS = (0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.0625, 0.125, 0.25, 0.5, 1.0)
@@ -54,9 +55,13 @@ def online_codelength(X: np.ndarray, Y: np.ndarray, *, n_classes: int, C: float 
     init = None
     for start, end in zip(bounds[:-1], bounds[1:]):
         sent[:] = np.bincount(rows[order[:start]], minlength=n_rows)
+        used = np.flatnonzero(sent)
+        # fewer sent rows than features: the same fit in the basis of their span (few coordinates, well conditioned;
+        # the previous portion's solution lies in it)
+        pre = subspace_basis(X, used, device=device) if len(used) < X.shape[2] else basis
         # a small portion's penalty dominates and is ill-conditioned in the full data's basis, where float32
         # rounding stalls L-BFGS above tol: those portions (a quarter of the rows in all) run in float64
-        W, b = fit_softmax_batched(basis, np.broadcast_to(Yr[None], (G, *Yr.shape)), n_classes=n_classes, C=C,
+        W, b = fit_softmax_batched(pre, np.broadcast_to(Yr[None], (G, *Yr.shape)), n_classes=n_classes, C=C,
                                    weights=np.broadcast_to(sent, (G, *Yr.shape)), device=device, max_iter=max_iter,
                                    init=init, dtype=torch.float64 if 4 * start < n else torch.float32)
         init = (W, b)  # the next portion starts from this one's solution

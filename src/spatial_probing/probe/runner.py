@@ -45,9 +45,11 @@ KEY_COLUMNS = ["dataset", "task", "encoder", "layer", "probe", "seed"]
 #: Version of how probe and RSA parts are computed from the same config, weights and data. Bump it with any
 #: change that alters their numbers (an estimator, a metric, an interval, pooling of folds), so a resumed run
 #: recomputes its finished parts instead of mixing old and new results.
-PROBE_FORMAT_VERSION = 5  # 3: selectivity on seen control types; memorisation, overlap, below-chance rows;
+PROBE_FORMAT_VERSION = 6  # 3: selectivity on seen control types; memorisation, overlap, below-chance rows;
 #                           4: inner-CV folds shared by every seed, warm starts along the C path (C and fits move within tol)
 #                           5: the reported refit converged to REFIT_TOL (test accuracy moves by up to ~1 point)
+#                           6: control_cv="first-seed": later seeds' controls reuse the first seed's C (cold refit);
+#                              small MDL portions fitted in their rows' span (codelengths move within tol)
 COMPARISON_COLUMNS = ["dataset", "task", "layer_a", "layer_b", "probe", "encoder_a", "encoder_b", "selection",
                       "subset_kind", "subset", "acc_a", "acc_b", "diff", "mcnemar_p", "permutation_p", "p_holm", "n"]
 
