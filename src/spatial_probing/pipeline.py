@@ -67,6 +67,8 @@ class RunConfig(BaseModel):
     ``protocol: founding-study`` runs the founding study's VSR probing protocol and the corrected one instead of
     the task units (:mod:`spatial_probing.probe.replicate`; ``tasks`` must then be ``[vsr-relation]``).
     ``erasure`` adds the LEACE causal test (:mod:`spatial_probing.probe.erasure`; ``erasure.parquet``/``.csv``).
+    ``control_cv`` (``first-seed`` | ``every-seed``): whether the control task's C is searched on the first seed's
+    control mapping only and reused (default) or for every seed (:class:`~spatial_probing.probe.engine.ProbeSettings`).
     ``precision`` (``fp32`` | ``bf16`` | ``int8``, :mod:`spatial_probing.embed.precision`) is the probe units'
     encoding precision (opt-in; part of the embedding cache key); the RSA and meaning steps encode in fp32.
     ``executor: ray`` embeds (in shards) and runs the probe and RSA units on Ray (:mod:`spatial_probing.executor`):
@@ -90,6 +92,7 @@ class RunConfig(BaseModel):
     inner_folds: int = Field(default=3, ge=2)
     max_iter: int = Field(default=100, ge=1)
     mdl_seeds: int = Field(default=1, ge=0)
+    control_cv: Literal["first-seed", "every-seed"] = "first-seed"
     n_boot: int = Field(default=1000, ge=100)
     max_train: int | None = Field(default=None, ge=2)
     max_test: int | None = Field(default=None, ge=1)
@@ -168,7 +171,7 @@ class RunConfig(BaseModel):
                            max_test=self.max_test, load_kwargs=self.task_options.get(t, {}),
                            settings=ProbeSettings(probe=p, seeds=tuple(self.seeds), Cs=tuple(self.Cs),
                                                   inner_folds=self.inner_folds, max_iter=self.max_iter,
-                                                  mdl_seeds=self.mdl_seeds,
+                                                  mdl_seeds=self.mdl_seeds, control_cv=self.control_cv,
                                                   n_boot=self.n_boot, device=self.device), precision=self.precision)
                 for t in self.tasks for e in self.task_encoder_names(t) for p in self.probes]
 

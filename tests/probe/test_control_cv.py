@@ -43,3 +43,12 @@ def test_first_seed_reuses_the_first_controls_C_and_changes_nothing_else():
 def test_control_cv_is_validated():
     with pytest.raises(ValueError, match="control_cv"):
         ProbeSettings(control_cv="sometimes")
+
+
+def test_run_config_passes_control_cv_to_every_unit() -> None:
+    from spatial_probing.pipeline import RunConfig
+
+    every = RunConfig(tasks=["synthetic-relation"], encoders=["bow:"], control_cv="every-seed")
+    assert {u.settings.control_cv for u in every.units()} == {"every-seed"}
+    default = RunConfig(tasks=["synthetic-relation"], encoders=["bow:"])
+    assert {u.settings.control_cv for u in default.units()} == {"first-seed"}
