@@ -184,7 +184,10 @@ def test_lab_answer_sets_the_strictest_lexical_floor_beside_each_row(answer_pred
     lab = answer_predictions()
     one = lab[lab.encoder == "lab-mlm-s0"]
     floors = pd.concat([one.assign(encoder="bow:", correct=one.category.eq("horizontal")),
-                        one.assign(encoder="order:", correct=False)], ignore_index=True)
+                        one.assign(encoder="order:", correct=False),  # a floor with layers is read at the lab's layer:
+                        one.assign(encoder="random-init:lab-mlm-s0", layer="0", correct=True),
+                        one.assign(encoder="random-init:lab-mlm-s0", layer="final", correct=False)],
+                       ignore_index=True)
     answer = lab_answer(lab, n_boot=500, floor_predictions=pd.concat([lab, floors], ignore_index=True))
     row = answer.set_index(["relation_kind", "arm_a", "arm_b"])
     assert row.loc[("horizontal", "vision-hn1", "textcl-hn1")][["floor", "floor_acc"]].tolist() == ["bow:", 1.0]

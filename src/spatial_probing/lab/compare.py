@@ -359,7 +359,7 @@ def lab_answer(predictions: pd.DataFrame, *, training: pd.DataFrame | None = Non
                     **stats, "half_width": (stats["ci_high"] - stats["ci_low"]) / 2, "n_seeds": len(seeds),
                     "n_clusters": int(len(set(wa.index.get_level_values("cluster")[ok]))), "n_items": int(ok.sum()),
                     "convergence": "; ".join(flags[x] for x in (a, b) if x in flags) or "ok",
-                    **_strictest_floor(floors.get(task, {}), wa.index.get_level_values("example_id")[ok])})
+                    **_strictest_floor(floors.get(task, {}), layer, wa.index.get_level_values("example_id")[ok])})
         corrected = holm(np.array([r["p_boot"] for r in family])) if family else []
         for r, p in zip(family, corrected):
             r["p_holm"] = float(p)
@@ -368,21 +368,26 @@ def lab_answer(predictions: pd.DataFrame, *, training: pd.DataFrame | None = Non
     return pd.DataFrame(rows, columns=ANSWER_COLUMNS)
 
 
-def _floor_items(predictions: pd.DataFrame | None) -> dict[str, dict[str, pd.Series]]:
-    """task → floor encoder → its per-item correctness (mean over probe seeds; a floor has one layer)."""
+def _floor_items(predictions: pd.DataFrame | None) -> dict[str, dict[str, dict[str, pd.Series]]]:
+    """task → floor encoder → layer → its per-item correctness (mean over probe seeds)."""
     if predictions is None or predictions.empty:
         return {}
     from spatial_probing.embed.config import is_lexical_floor
 
     rows = predictions[predictions.encoder.map(lambda e: is_lexical_floor(str(e)))]
-    return {str(task): {str(enc): g.groupby("example_id").correct.mean().astype(np.float64)
+    return {str(task): {str(enc): {str(layer): c.groupby("example_id").correct.mean().astype(np.float64)
+                                   for layer, c in g.groupby("layer")}
                         for enc, g in grp.groupby("encoder")} for task, grp in rows.groupby("task")}
 
 
-def _strictest_floor(floors: dict[str, pd.Series], items: pd.Index) -> dict[str, object]:
-    """The floor with the highest accuracy on ``items`` (those it predicted), and that accuracy."""
+def _strictest_floor(floors: dict[str, dict[str, pd.Series]], layer: str, items: pd.Index) -> dict[str, object]:
+    """The floor with the highest accuracy on ``items`` (those it predicted), and that accuracy; each floor at the
+    lab rows' ``layer`` (a floor encoder with layers, e.g. ``random-init:``) or at its one layer (``bow:``)."""
     best = (None, np.nan)
-    for name, correct in sorted(floors.items()):
+    for name, by_layer in sorted(floors.items()):
+        correct = by_layer.get(layer, next(iter(by_layer.values())) if len(by_layer) == 1 else None)
+        if correct is None:
+            continue
         acc = float(correct.reindex(items).mean())
         if np.isfinite(acc) and not acc <= best[1]:
             best = (name, acc)

@@ -545,8 +545,9 @@ def train_and_save(config: LabConfig, seed: int, objective: str, fraction: float
     return entry
 
 
-#: Relative training cost per step (measured on 2 cores, 29 Nov 2026: mlm 25 s, textcl 22 s, vision 32 s per
-#: 400 steps; hard negatives add about 80 % at fraction 1), only to start the longest encoders first.
+#: Seconds per 400 steps of each objective (default lab, one thread, 29 Nov 2026; hard negatives add about 80 % at
+#: fraction 1): used only to start the longest encoders first. Parallel training gives up the serial order's
+#: property that a run cut short holds every arm of its first seeds; finished encoders are reused either way.
 _STEP_COST = {"mlm": 25.0, "textcl": 22.0, "vision": 32.0}
 
 
