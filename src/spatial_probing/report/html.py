@@ -339,7 +339,8 @@ def _floor_remark(r: Any) -> str:
     if not isinstance(r.floor, str) or not np.isfinite(r.floor_acc):
         return ""
     above = [arm for arm, acc in ((r.arm_a, r.mean_a), (r.arm_b, r.mean_b)) if acc > r.floor_acc]
-    what = (f"neither arm is above it: the words alone ({r.floor}) do as well" if not above else
+    what = ("neither arm is above it: the words (and their order) alone could have produced these numbers"
+            if not above else
             f"only {above[0]} is above it" if len(above) == 1 else "both arms are above it")
     return f" The strictest lexical floor on these items, {r.floor}, scores {r.floor_acc:.3f}: {what}."
 
