@@ -28,7 +28,7 @@ intervals and p-values have the width the independent unit gives them:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from itertools import product
 
@@ -278,25 +278,22 @@ def paired_permutation(scores_a: Sequence[float], scores_b: Sequence[float], *, 
     """Two-sided paired permutation test of mean(a − b) = 0 by random sign flips of the differences.
 
     Exact (all 2^m sign patterns of the m non-zero differences) when 2^m ≤ ``n_permutations``;
-    otherwise Monte Carlo with the add-one estimate ``(1 + #{|T*| ≥ |T|}) / (1 + B)``.
+    otherwise Monte Carlo with the add-one estimate ``(1 + #{|T*| ≥ |T|}) / (1 + B)`` (:class:`SignFlips`).
     """
     a, b = np.asarray(scores_a, dtype=np.float64), np.asarray(scores_b, dtype=np.float64)
     _check_pair(a, b, "permutation test")
     d = a - b
-    d = d[d != 0]  # zero differences do not change under sign flips
-    if d.size == 0:
+    if not d.any():
         return 1.0
+    return float(SignFlips(d.size, n_permutations=n_permutations, seed=seed).pvalues(d[:, None])[0])
+
+
+def _exact_signflip(d: np.ndarray) -> float:
+    """Exact two-sided sign-flip p of sum(d) over all 2^m sign patterns of d's m non-zero entries."""
+    d = d[d != 0]  # zero differences do not change under sign flips
     observed = abs(d.sum())
-    tol = 1e-12 * max(1.0, observed)
-    if 2 ** d.size <= n_permutations:
-        signs = np.array(list(product((1.0, -1.0), repeat=d.size)))
-        return float(np.mean(np.abs(signs @ d) >= observed - tol))
-    rng = np.random.default_rng(seed)
-    hits = 0
-    for start in range(0, n_permutations, 1000):  # chunked to bound memory on long test sets
-        signs = rng.choice((-1.0, 1.0), size=(min(1000, n_permutations - start), d.size))
-        hits += int(np.sum(np.abs(signs @ d) >= observed - tol))
-    return (1 + hits) / (1 + n_permutations)
+    signs = np.array(list(product((1.0, -1.0), repeat=d.size)))
+    return float(np.mean(np.abs(signs @ d) >= observed - 1e-12 * max(1.0, observed)))
 
 
 def holm(pvalues: Sequence[float]) -> np.ndarray:
@@ -364,25 +361,46 @@ def cluster_signflip(diff: Sequence[float], clusters: Sequence | None = None, *,
                      seed: int = 0) -> float:
     """Two-sided sign-flip permutation test of mean(diff) = 0 flipping whole clusters (their summed differences)."""
     d = np.asarray(diff, dtype=np.float64)
+    if d.size == 0:
+        return 1.0
     sums, _ = cluster_sums(d, cluster_codes(clusters, d.size))
-    return paired_permutation(sums, np.zeros_like(sums), n_permutations=n_permutations, seed=seed)
+    return float(SignFlips(sums.size, n_permutations=n_permutations, seed=seed).pvalues(sums[:, None])[0])
 
 
 
 class SignFlips:
-    """One matrix of random cluster signs shared by many sign-flip tests on the same ``n_clusters`` clusters.
+    """Sign-flip tests on ``n_clusters`` clusters' summed differences, many at once with one set of random signs.
 
-    A run's pairwise table holds thousands of tests on one test set (every encoder pair × layer choice ×
-    subset); drawing fresh signs for each cost most of the assembly time (27 lab encoders: hours). Each test
-    here is the same two-sided test as :func:`paired_permutation` on its clusters' summed differences —
-    exact enumeration when its ``m`` non-zero clusters allow (2^m ≤ ``n_permutations``), otherwise the
-    add-one Monte Carlo estimate — with the Monte Carlo signs drawn once. Every p-value is valid on its own;
-    tests sharing draws are not independent of each other, which Holm's correction does not require.
+    Each column of :meth:`pvalues` is the two-sided test of :func:`paired_permutation`: exact enumeration when its
+    ``m`` non-zero clusters allow (2^m ≤ ``n_permutations``), otherwise the add-one Monte Carlo estimate. The Monte
+    Carlo signs are drawn once (in seeded chunks, kept when they fit in 64 MiB, else redrawn identically per call):
+    a run's pairwise table holds thousands of tests on one test set (every encoder pair × layer choice × subset),
+    and drawing fresh signs for each cost most of its assembly (27 lab encoders: hours). Every p-value is valid on
+    its own; tests sharing draws are not independent of each other, which Holm's correction does not require.
     """
+
+    CHUNK = 1000
+    KEEP_BYTES = 2**26
 
     def __init__(self, n_clusters: int, *, n_permutations: int = 10000, seed: int = 0) -> None:
         self.n_clusters, self.n_permutations, self.seed = int(n_clusters), int(n_permutations), seed
-        self._signs: np.ndarray | None = None  # drawn on first Monte Carlo use
+        self._kept: list[np.ndarray] | None = None
+
+    def _sign_chunks(self) -> Iterator[np.ndarray]:
+        if self._kept is not None:
+            yield from self._kept
+            return
+        keep = self.n_permutations * self.n_clusters <= self.KEEP_BYTES
+        chunks = []
+        for k, start in enumerate(range(0, self.n_permutations, self.CHUNK)):
+            rng = np.random.default_rng([self.seed, k])
+            chunk = rng.integers(0, 2, size=(min(self.CHUNK, self.n_permutations - start), self.n_clusters),
+                                 dtype=np.int8) * 2 - 1
+            if keep:
+                chunks.append(chunk)
+            yield chunk
+        if keep:
+            self._kept = chunks
 
     def pvalues(self, sums: np.ndarray) -> np.ndarray:
         """p-value of each column of ``sums (n_clusters, T)``: a test's per-cluster summed differences, 0 for a
@@ -393,19 +411,16 @@ class SignFlips:
         observed = np.abs(S.sum(0))
         exact = (nonzero > 0) & (2.0 ** np.minimum(nonzero, 64) <= self.n_permutations)
         for t in np.flatnonzero(exact):
-            out[t] = paired_permutation(S[:, t], np.zeros(self.n_clusters), n_permutations=self.n_permutations)
+            out[t] = _exact_signflip(S[:, t])
         mc = np.flatnonzero((nonzero > 0) & ~exact)
         if mc.size:
-            if self._signs is None:
-                rng = np.random.default_rng(self.seed)
-                self._signs = (rng.integers(0, 2, size=(self.n_permutations, self.n_clusters), dtype=np.int8) * 2 - 1)
-            tol = 1e-12 * np.maximum(1.0, observed[mc])
+            threshold = observed[mc] - 1e-12 * np.maximum(1.0, observed[mc])
             hits = np.zeros(mc.size, dtype=np.int64)
-            for start in range(0, self.n_permutations, 1000):  # chunks bound the float copy of the signs
-                flipped = np.abs(self._signs[start:start + 1000].astype(np.float64) @ S[:, mc])
-                hits += (flipped >= observed[mc] - tol).sum(0)
+            for chunk in self._sign_chunks():  # float copies of a chunk at a time
+                hits += (np.abs(chunk.astype(np.float64) @ S[:, mc]) >= threshold).sum(0)
             out[mc] = (1 + hits) / (1 + self.n_permutations)
         return out
+
 
 def hierarchical_bootstrap_mean(scores: np.ndarray, clusters: Sequence | None = None, *, n_boot: int = 1000,
                                 seed: int = 0, confidence: float = 0.95) -> tuple[float, float, float]:
