@@ -214,9 +214,16 @@ def probe_arrays(X_train: Mapping[str, np.ndarray], y_train: Sequence[str], X_te
     layers = list(X_train)
     threads = torch.get_num_threads()
     workers = min(len(layers), threads) if resolve_device(settings.device).type == "cpu" else 1
-    args = (Yint, labelsets, classes, ctrl_te, y_train, groups_train, concepts_train, settings, show_progress)
+    # one bar over every layer chunk's stages (inner CV per C, refit, MDL per seed), shared by the layer threads
+    stages = (len(settings.Cs) if len(settings.Cs) > 1 else 0) + 1 + len(seeds[: settings.mdl_seeds])
+    bar = tqdm(total=stages * workers, desc=f"probe {len(layers)} layers × {len(seeds)} seeds", unit="stage",
+               leave=False, disable=not show_progress)
+    args = (Yint, labelsets, classes, ctrl_te, y_train, groups_train, concepts_train, settings, bar)
     if workers == 1:
-        return _probe_linear(X_train, X_test, *args)
+        try:
+            return _probe_linear(X_train, X_test, *args)
+        finally:
+            bar.close()
 
     def job(chunk: list[str]) -> list[LayerSeedResult]:
         torch.set_num_threads(max(1, threads // workers))  # this thread's share of the cores
@@ -230,6 +237,7 @@ def probe_arrays(X_train: Mapping[str, np.ndarray], y_train: Sequence[str], X_te
             parts = list(pool.map(job, [list(c) for c in np.array_split(np.array(layers, dtype=object), workers)]))
     finally:
         torch.set_num_threads(threads)
+        bar.close()
     by_key = {(r.layer, r.seed): r for part in parts for r in part}
     return [by_key[(layer, s)] for layer in layers for s in seeds]
 
@@ -237,8 +245,9 @@ def probe_arrays(X_train: Mapping[str, np.ndarray], y_train: Sequence[str], X_te
 def _probe_linear(X_train: Mapping[str, np.ndarray], X_test: Mapping[str, np.ndarray], Yint: np.ndarray,
                   labelsets: list[tuple[int, str]], classes: np.ndarray, ctrl_te: dict[int, np.ndarray],
                   y_train: np.ndarray, groups_train: Sequence[str], concepts_train: Sequence[tuple[str, str]] | None,
-                  settings: ProbeSettings, show_progress: bool) -> list[LayerSeedResult]:
-    """:func:`probe_arrays`' linear probe on the given layers (all fitted as one batched computation)."""
+                  settings: ProbeSettings, bar: tqdm) -> list[LayerSeedResult]:
+    """:func:`probe_arrays`' linear probe on the given layers (all fitted as one batched computation); ``bar``
+    advances once per stage."""
     seeds = list(settings.seeds)
     K = len(classes)
     layers = list(X_train)
@@ -256,9 +265,6 @@ def _probe_linear(X_train: Mapping[str, np.ndarray], X_test: Mapping[str, np.nda
     Cs = np.sort(np.asarray(settings.Cs, dtype=np.float64))  # ascending: each C starts from the previous solution
     best_C = np.full((L, J), Cs[0])
     cv_acc = np.full((L, J), np.nan)
-    n_fits = (len(Cs) if len(Cs) > 1 else 0) + 1 + len(seeds[: settings.mdl_seeds])
-    bar = tqdm(total=n_fits, desc=f"probe {L} layers × {len(seeds)} seeds", unit="fit", leave=False,
-               disable=not show_progress)
     # the label sets whose C is searched: the task once (identical for every seed), and each seed's control or,
     # with control_cv="first-seed", the first seed's only (the others reuse its C); source[j]: whose C j takes
     searched = [j for j, (s, w) in enumerate(labelsets)
@@ -333,7 +339,6 @@ def _probe_linear(X_train: Mapping[str, np.ndarray], X_test: Mapping[str, np.nda
                                        max_iter=settings.max_iter, groups=groups_train, basis=basis, rows=inverse)
         mdl[s] = (bits[:, 0], comp[:, 0], bits[:, 1], comp[:, 1])  # the task's and its control task's code
         bar.update()
-    bar.close()
     out = []
     for li, layer in enumerate(layers):
         for s in seeds:
