@@ -117,6 +117,30 @@ def test_lexical_floor_contrast_and_lexical_label() -> None:
 
 
 
+def test_each_subset_is_judged_against_its_own_strictest_floor() -> None:
+    """bow: is the task's best floor (it wins on A, the larger category), static: is best on B; the B row must
+    stand beside static:, the floor hardest to beat on B's own items."""
+    rng = np.random.default_rng(5)
+    cats = np.array(["A"] * 600 + ["B"] * 200)
+    clusters = np.repeat(np.arange(400), 2).astype(str)
+    bow = np.where(cats == "A", rng.random(800) < 0.9, rng.random(800) < 0.5)
+    static = np.where(cats == "A", rng.random(800) < 0.6, rng.random(800) < 0.85)
+    preds, res, layers = _frame({"sbert-mpnet": rng.random(800) < 0.9, "bow:": bow, "static:sbert-mpnet": static},
+                                cats, clusters)
+    fam = verdict_family(preds, res, layers, RULES)
+    floor_of = fam[fam.contrast == "lexical"].set_index("subset").encoder_b
+    assert floor_of["all"] == "bow:" and floor_of["A"] == "bow:"
+    assert floor_of["B"] == "static:sbert-mpnet"
+
+
+def test_strictest_floor_takes_the_highest_finite_accuracy_and_breaks_ties_by_name() -> None:
+    from spatial_probing.embed.config import strictest_floor
+
+    assert strictest_floor({"static:x": 0.7, "bow:": 0.7, "order:": float("nan")}) == ("bow:", 0.7)
+    assert strictest_floor({"order:": float("nan")})[0] is None
+    assert strictest_floor({"bow:": 0.4, "random-init:x": 0.8}) == ("random-init:x", 0.8)
+
+
 def test_lab_arms_stand_beside_the_lexical_floor_over_their_seeds() -> None:
     """A lab arm that only matches the bag of words is labelled lexical; one that beats it gains, over its seeds."""
     rng = np.random.default_rng(3)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -37,6 +38,22 @@ LEXICAL_FLOOR_PREFIXES: tuple[str, ...] = ("bow:", "order:", "static:", "random-
 def is_lexical_floor(name: str) -> bool:
     """Whether encoder ``name`` is a lexical-floor control (``bow:``, ``order:``, ``static:…``, ``random-init:…``)."""
     return name.startswith(LEXICAL_FLOOR_PREFIXES)
+
+
+def strictest_floor(accuracy: Mapping[str, float]) -> tuple[str | None, float]:
+    """The lexical floor with the highest accuracy, and that accuracy (ties: the first name in sorted order).
+
+    ``accuracy`` holds each floor's accuracy on the very items a comparison uses (NaN: it predicted none of
+    them), so every report row is judged against the floor hardest to beat on its own items. Not the best
+    inner-CV floor: one that fits a lexical shortcut of the training side (the first-noun rule on converse
+    transfer scores 1.0 in training and 0 at test) would be the easiest to beat.
+    """
+    best: tuple[str | None, float] = (None, float("nan"))
+    for name in sorted(accuracy):
+        acc = float(accuracy[name])
+        if acc == acc and not acc <= best[1]:  # finite and above the best so far (NaN compares false)
+            best = (name, acc)
+    return best
 
 
 #: Per-layer poolings each kind and modality supports (``sentence`` = SBERT: layers mean-pooled,

@@ -18,7 +18,6 @@ evidence needs more seeds, which is why the item-level test is reported alongsid
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from itertools import combinations
 
@@ -26,36 +25,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from spatial_probing.lab.config import OBJECTIVES, arm_label, parse_hn_tag
+from spatial_probing.lab.config import arm_label, arm_order, parse_lab_arm
 from spatial_probing.probe.stats import holm, paired_permutation
 
-_NAME = re.compile(r"^(?P<lab>[A-Za-z0-9_.]+)-(?P<objective>mlm|textcl|vision)(?:-hn(?P<hn>\d+))?-s(?P<seed>\d+)$")
-_DIR = re.compile(r"(?:^|.*[/\\])(?P<objective>mlm|textcl|vision)(?:-hn(?P<hn>\d+))?-seed(?P<seed>\d+)[/\\]?$")
 KEYS = ["lab", "dataset", "task", "layer", "probe", "subset_kind", "subset"]
 _REQUIRED = {"dataset", "task", "encoder", "layer", "probe", "seed", "subset_kind", "subset", "metric", "value"}
-
-
-def parse_lab_encoder(name: str) -> tuple[str, str, int] | None:
-    """``(lab, objective, seed)`` for a lab encoder name or folder, None for any other encoder."""
-    parsed = parse_lab_arm(name)
-    return (parsed[0], parsed[2], parsed[4]) if parsed else None
-
-
-def parse_lab_arm(name: str) -> tuple[str, str, str, float, int] | None:
-    """``(lab, arm, objective, hard-negative fraction, seed)`` for a lab encoder name or folder, else None:
-    ``lab-vision-hn1-s0`` → ``("lab", "vision-hn1", "vision", 1.0, 0)``."""
-    m = _NAME.match(name) or _DIR.match(name)
-    if not m:
-        return None
-    fraction = parse_hn_tag(m["hn"]) if m["hn"] else 0.0
-    lab = m.groupdict().get("lab") or "lab"
-    return lab, arm_label(m["objective"], fraction), m["objective"], fraction, int(m["seed"])
-
-
-def arm_order(arm: str) -> tuple[int, float]:
-    """Sort key of an arm: objectives in :data:`OBJECTIVES` order, then by hard-negative fraction."""
-    objective, _, tag = arm.partition("-hn")
-    return OBJECTIVES.index(objective) if objective in OBJECTIVES else len(OBJECTIVES), parse_hn_tag(tag) if tag else 0.0
 
 
 def _with_lab_columns(table: pd.DataFrame, what: str, required: set[str]) -> pd.DataFrame:
@@ -381,17 +355,17 @@ def _floor_items(predictions: pd.DataFrame | None) -> dict[str, dict[str, dict[s
 
 
 def _strictest_floor(floors: dict[str, dict[str, pd.Series]], layer: str, items: pd.Index) -> dict[str, object]:
-    """The floor with the highest accuracy on ``items`` (those it predicted), and that accuracy; each floor at the
-    lab rows' ``layer`` (a floor encoder with layers, e.g. ``random-init:``) or at its one layer (``bow:``)."""
-    best = (None, np.nan)
-    for name, by_layer in sorted(floors.items()):
+    """:func:`~spatial_probing.embed.config.strictest_floor` on ``items`` (those each floor predicted), each floor
+    at the lab rows' ``layer`` (a floor encoder with layers, e.g. ``random-init:``) or at its one layer (``bow:``)."""
+    from spatial_probing.embed.config import strictest_floor
+
+    accuracy = {}
+    for name, by_layer in floors.items():
         correct = by_layer.get(layer, next(iter(by_layer.values())) if len(by_layer) == 1 else None)
-        if correct is None:
-            continue
-        acc = float(correct.reindex(items).mean())
-        if np.isfinite(acc) and not acc <= best[1]:
-            best = (name, acc)
-    return {"floor": best[0], "floor_acc": best[1]}
+        if correct is not None:
+            accuracy[name] = float(correct.reindex(items).mean())
+    floor, acc = strictest_floor(accuracy)
+    return {"floor": floor, "floor_acc": acc}
 
 
 def _convergence_flags(training: pd.DataFrame | None) -> dict[str, str]:

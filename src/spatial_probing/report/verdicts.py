@@ -33,8 +33,9 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from spatial_probing.embed.config import is_grounded, is_lexical_floor
-from spatial_probing.lab.compare import answer_pairs, arm_order, parse_lab_arm
+from spatial_probing.embed.config import is_grounded, is_lexical_floor, strictest_floor
+from spatial_probing.lab.compare import answer_pairs
+from spatial_probing.lab.config import arm_order, parse_lab_arm
 from spatial_probing.probe.stats import (cluster_codes, cluster_draws, cluster_signflip, cluster_sums,
                                         cluster_t_test, hierarchical_bootstrap_mean, holm, nan_percentiles, tost)
 
@@ -183,15 +184,10 @@ def _lab_row(items: TaskItems, base: dict[str, Any], lab: str, oa: str, ob: str,
     return {**row, **_tests(d, cl, rules)}
 
 
-def best_floor(task: str, floors: list[str], test_acc: dict[str, float]) -> str | None:
-    """The lexical floor with the highest accuracy on the very test items compared: the strictest floor.
-
-    Not the best inner-CV one: a floor that fits a lexical shortcut of the training side (the first-noun rule on
-    converse transfer scores 1.0 in training and 0 at test) would be the easiest one to beat.
-    """
-    if not floors:
-        return None
-    return max((test_acc.get(f, -np.inf) if np.isfinite(test_acc.get(f, -np.inf)) else -np.inf, f) for f in floors)[1]
+def _nanmean(x: np.ndarray) -> float:
+    """Mean of the finite entries (NaN, without a warning, when there are none: a floor that predicted none)."""
+    x = x[np.isfinite(x)]
+    return float(x.mean()) if x.size else float("nan")
 
 
 def apply_rules(family: pd.DataFrame, rules: VerdictRules) -> pd.DataFrame:
@@ -251,8 +247,6 @@ def verdict_family(predictions: pd.DataFrame | None, results: pd.DataFrame | Non
         floors = [e for e in encoders if is_lexical_floor(e)]
         labs = {e: parse_lab_arm(e) for e in encoders}  # (lab, arm, objective, hard negatives, seed)
         real = [e for e in encoders if e not in floors and labs[e] is None]
-        test_acc = {f: float(np.nanmean(items.scores[(f, layer_of[f])])) for f in floors}
-        floor = best_floor(task, floors, test_acc)
         subsets = [("all", "all")]
         if "category" in items.meta.columns:
             subsets += [("category", c) for c in sorted({str(c) for c in items.meta.category.dropna()})]
@@ -262,6 +256,8 @@ def verdict_family(predictions: pd.DataFrame | None, results: pd.DataFrame | Non
                 lab_groups.setdefault(parsed[0], {}).setdefault(parsed[1], set()).add(parsed[4])
         for kind, sub in subsets:
             mask = items.mask(kind, sub)
+            # the strictest floor on this subset's items (a category's best floor need not be the task's)
+            floor = strictest_floor({f: _nanmean(items.scores[(f, layer_of[f])][mask]) for f in floors})[0]
             base = {"task": task, "probe": probe, "subset_kind": kind, "subset": sub, "chance": chance.get(task, np.nan)}
             pairs = [("grounding", g, d) for g in real if grounded(g) for d in real if not grounded(d)]
             pairs += [("lexical", e, floor) for e in real if floor is not None]
