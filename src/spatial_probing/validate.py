@@ -143,7 +143,7 @@ def _known_names(config: RunConfig, add: Callable[[str], None]) -> list[str]:
 
 
 def _names_lab_encoder(name: str) -> bool:
-    from spatial_probing.lab.compare import parse_lab_encoder
+    from spatial_probing.lab.config import parse_lab_encoder
 
     return parse_lab_encoder(name) is not None
 

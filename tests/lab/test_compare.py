@@ -110,7 +110,7 @@ def test_errors_name_what_is_missing() -> None:
 # ------------------------------------------------------------------ the lab's answer (per relation kind)
 
 def test_parse_lab_arm_and_hard_negative_names() -> None:
-    from spatial_probing.lab.compare import parse_lab_arm
+    from spatial_probing.lab.config import parse_lab_arm
 
     assert parse_lab_arm("lab-vision-hn1-s2") == ("lab", "vision-hn1", "vision", 1.0, 2)
     assert parse_lab_arm("lab-textcl-hn05-s0") == ("lab", "textcl-hn05", "textcl", 0.5, 0)

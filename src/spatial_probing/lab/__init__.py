@@ -54,9 +54,8 @@ import lazy_loader
 
 # Names load on first use (PEP 562), so `spatial-probing --help` and a cached run import no heavy library.
 __getattr__, __dir__, _ = lazy_loader.attach(__name__, submod_attrs={
-    "compare": ["hierarchical_diff", "lab_answer", "objective_comparisons", "objective_summary", "parse_lab_arm",
-                "parse_lab_encoder"],
-    "config": ["OBJECTIVES", "LabConfig", "load_lab_config"],
+    "compare": ["hierarchical_diff", "lab_answer", "objective_comparisons", "objective_summary"],
+    "config": ["OBJECTIVES", "LabConfig", "load_lab_config", "parse_lab_arm", "parse_lab_encoder"],
     "data": ["build_corpus", "build_tokenizer", "build_vocab", "check_probe_data"],
     "train": ["TrainedEncoder", "train_encoder", "train_lab"],
 })

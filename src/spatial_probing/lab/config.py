@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -194,6 +195,33 @@ def parse_hn_tag(tag: str) -> float:
 def arm_label(objective: str, hard_negatives: float = 0.0) -> str:
     """The arm of an encoder in tables: ``vision`` without hard negatives, ``vision-hn1`` with fraction 1."""
     return objective if hard_negatives == 0 else f"{objective}-hn{hn_tag(hard_negatives)}"
+
+
+_NAME = re.compile(r"^(?P<lab>[A-Za-z0-9_.]+)-(?P<objective>mlm|textcl|vision)(?:-hn(?P<hn>\d+))?-s(?P<seed>\d+)$")
+_DIR = re.compile(r"(?:^|.*[/\\])(?P<objective>mlm|textcl|vision)(?:-hn(?P<hn>\d+))?-seed(?P<seed>\d+)[/\\]?$")
+
+
+def parse_lab_encoder(name: str) -> tuple[str, str, int] | None:
+    """``(lab, objective, seed)`` for a lab encoder name or folder, None for any other encoder."""
+    parsed = parse_lab_arm(name)
+    return (parsed[0], parsed[2], parsed[4]) if parsed else None
+
+
+def parse_lab_arm(name: str) -> tuple[str, str, str, float, int] | None:
+    """``(lab, arm, objective, hard-negative fraction, seed)`` for a lab encoder name or folder, else None:
+    ``lab-vision-hn1-s0`` → ``("lab", "vision-hn1", "vision", 1.0, 0)``."""
+    m = _NAME.match(name) or _DIR.match(name)
+    if not m:
+        return None
+    fraction = parse_hn_tag(m["hn"]) if m["hn"] else 0.0
+    lab = m.groupdict().get("lab") or "lab"
+    return lab, arm_label(m["objective"], fraction), m["objective"], fraction, int(m["seed"])
+
+
+def arm_order(arm: str) -> tuple[int, float]:
+    """Sort key of an arm: objectives in :data:`OBJECTIVES` order, then by hard-negative fraction."""
+    objective, _, tag = arm.partition("-hn")
+    return OBJECTIVES.index(objective) if objective in OBJECTIVES else len(OBJECTIVES), parse_hn_tag(tag) if tag else 0.0
 
 
 def encoder_name(prefix: str, objective: str, seed: int, hard_negatives: float = 0.0) -> str:

@@ -693,7 +693,8 @@ def train_lab(config: LabConfig, *, out: str | Path | None = None, device: str |
             log(_describe(config, job, entries[job], reused=True))
     bar = tqdm(total=len(todo), desc=f"lab encoders ({workers} at once)" if workers > 1 else "lab encoders",
                unit="encoder", disable=not show_progress or not todo)
-    with deterministic(config.train.num_threads):
+    with deterministic(config.train.num_threads):  # this process's torch work (serial training, the vision check);
+        # worker processes set the same in _init_worker
         if workers > 1:  # longest first, so that the last encoder to finish is a short one
             for job, entry in _train_parallel(config, sorted(todo, key=_expected_cost, reverse=True), corpus, heldout,
                                               out=out, device=str(dev), workers=workers):

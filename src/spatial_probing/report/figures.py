@@ -25,7 +25,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from sklearn.decomposition import PCA  # noqa: E402
 
 from spatial_probing.io import atomic_path, atomic_write  # noqa: E402
-from spatial_probing.lab.compare import parse_lab_encoder  # noqa: E402
+from spatial_probing.lab.config import parse_lab_encoder  # noqa: E402
 from spatial_probing.report.summary import ALPHA, RunAnalysis, layer_sort_key  # noqa: E402
 
 #: Okabe & Ito (2008) colour-blind-safe palette (black last: it is used for baselines too).

@@ -16,8 +16,7 @@ import numpy as np
 import pandas as pd
 
 from spatial_probing.io import atomic_path, atomic_write_text
-from spatial_probing.lab.compare import parse_lab_encoder
-from spatial_probing.lab.config import OBJECTIVE_DESCRIPTIONS
+from spatial_probing.lab.config import OBJECTIVE_DESCRIPTIONS, parse_lab_encoder
 from spatial_probing.report.figures import Plot, make_figures
 from spatial_probing.report.replication import replication_section
 from spatial_probing.report.kinds import kind_answer

@@ -29,7 +29,8 @@ import pandas as pd
 
 from spatial_probing.embed.config import is_grounded as _registry_grounded
 from spatial_probing.embed.config import is_lexical_floor
-from spatial_probing.lab.compare import objective_comparisons, objective_summary, parse_lab_encoder
+from spatial_probing.lab.compare import objective_comparisons, objective_summary
+from spatial_probing.lab.config import parse_lab_encoder
 from spatial_probing.probe.runner import best_layers
 from spatial_probing.probe.stats import bootstrap_mean as _clustered_mean
 from spatial_probing.report.tables import RunTables
