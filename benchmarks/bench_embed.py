@@ -9,7 +9,9 @@ On 2,000 VSR captions (random split, train) with real all-mpnet-base-v2 on this 
 * warm-cache time ÷ cold time for ``embed_examples`` with a fresh encoder (target ≤ 0.02);
 * peak resident memory of each job, each in a fresh process;
 * ``--precision-only``: bf16 and int8 rows (throughput ÷ ``SentenceTransformer.encode``, target ≥ 2.0;
-  min and mean cosine to our fp32 output over every layer, target ≥ 0.999) and the kernel each ran.
+  min and mean cosine to our fp32 output over every layer, target ≥ 0.999) and the kernel each ran;
+* ``--precision-probe``: the default probe unit (vsr-relation, 3,000 / 2,195 captions, every layer,
+  ``ProbeSettings()``) on fp32 and on bf16 embeddings: bf16's task accuracy inside fp32's 95% interval.
 
 Timings are medians over ``--repeats`` interleaved runs. The machine may be shared with other
 work, so each job's process CPU time is recorded next to its wall time, ratios are given for
@@ -171,6 +173,71 @@ def precision_rows(args: argparse.Namespace) -> None:
     print(f"wrote {out} (precision)")
 
 
+def precision_probe(args: argparse.Namespace) -> None:
+    """Does bf16 change what a probe finds? The default-settings unit (vsr-relation, 3,000 train / 2,195 test
+    captions, every mpnet layer, ``ProbeSettings()``) probed on fp32 and on bf16 embeddings: per layer, each
+    task accuracy with its 95% image-clustered bootstrap interval, and whether bf16's lies inside fp32's.
+    Added to the JSON under ``precision.probe`` (other keys kept)."""
+    import json
+
+    import numpy as np
+    import torch
+
+    from spatial_probing.embed import configure_threads, embed_examples, load_encoder
+    from spatial_probing.io import atomic_write_json
+    from spatial_probing.probe.engine import ProbeSettings, probe_arrays
+    from spatial_probing.probe.runner import task_examples
+    from spatial_probing.probe.splits import outer_folds
+    from spatial_probing.probe.stats import bootstrap_metric
+    from spatial_probing.probe.tasks import get_task
+
+    task = get_task("vsr-relation")
+    items = task.items(task_examples("vsr-relation", data_dir=args.data_dir, split="own", max_train=3000, seed=0))
+    (fold,) = outer_folds("own", items.splits, items.concepts, train_splits=task.spec.train_splits,
+                          test_splits=task.spec.test_splits)
+    tr, te = fold.train, fold.test
+    threads = configure_threads()
+    settings = ProbeSettings(device="cpu")
+    rows, kernels = {}, {}
+    for precision in ("fp32", "bf16"):
+        encoder = load_encoder("sbert-mpnet", model_path=args.model_path, device="cpu", batch_size=BATCH_SIZE,
+                               precision=precision)
+        kernels[precision] = encoder.info.kernel
+        emb = embed_examples(items.examples, encoder, layers="all", cache_dir=args.cache_dir, show_progress=True)
+        feats = {k: items.features(np.asarray(v, dtype=np.float32)) for k, v in emb.items()}
+        torch.set_num_threads(threads)
+        res = probe_arrays({k: v[tr] for k, v in feats.items()}, items.labels[tr], {k: v[te] for k, v in feats.items()},
+                           groups_train=[items.groups[i] for i in tr],
+                           control_types_train=[items.control_types[i] for i in tr],
+                           control_types_test=[items.control_types[i] for i in te], settings=settings,
+                           show_progress=True)
+        rows[precision] = {r.layer: r.y_pred for r in res if r.seed == settings.seeds[0]}  # the task probe is seed-free
+        print(f"{precision}: probed {len(rows[precision])} layers", flush=True)
+    y_test, clusters = items.labels[te], [items.groups[i] for i in te]
+    layers = {}
+    for layer, pred32 in rows["fp32"].items():
+        acc32 = bootstrap_metric("accuracy", y_test, pred32, clusters=clusters, seed=0)
+        acc16 = bootstrap_metric("accuracy", y_test, rows["bf16"][layer], clusters=clusters, seed=0)
+        layers[layer] = {"fp32": [round(100 * x, 2) for x in acc32], "bf16": [round(100 * x, 2) for x in acc16],
+                         "diff_points": round(100 * (acc16[0] - acc32[0]), 2),
+                         "bf16_inside_fp32_interval": bool(acc32[1] <= acc16[0] <= acc32[2]),
+                         "predictions_that_differ": int(np.sum(rows["bf16"][layer] != pred32))}
+        print(layer, layers[layer], flush=True)
+    out = Path(args.out)
+    result = json.loads(out.read_text()) if out.is_file() else {}
+    result.setdefault("precision", {})["probe"] = {
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "what": "vsr-relation × all-mpnet-base-v2, 3,000 train / 2,195 test, ProbeSettings() defaults; task accuracy "
+                "(points) with its 95% image-clustered bootstrap interval [value, low, high] per layer",
+        "kernels": kernels, "layers": layers,
+        "max_abs_diff_points": max(abs(v["diff_points"]) for v in layers.values()),
+        "targets": {"bf16_accuracy_inside_fp32_interval_every_layer":
+                    all(v["bf16_inside_fp32_interval"] for v in layers.values())},
+    }
+    atomic_write_json(out, result)
+    print(f"wrote {out} (precision.probe)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model-path", type=Path, default=_default_model_dir())
@@ -180,11 +247,17 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "embed.json")
     parser.add_argument("--precision-only", action="store_true", help="only the bf16/int8 rows (fp32 baseline)")
     parser.add_argument("--n-precision", type=int, default=512, help="distinct captions for the precision rows")
+    parser.add_argument("--precision-probe", action="store_true",
+                        help="only the probe check: the default unit probed on fp32 and bf16 embeddings")
+    parser.add_argument("--cache-dir", type=Path, default=ROOT / "benchmarks" / ".cache",
+                        help="--precision-probe: embedding cache (fp32 entries are reused)")
     args = parser.parse_args()
     if args.model_path is None or not args.model_path.is_dir():
         sys.exit("all-mpnet-base-v2 not found: pass --model-path DIR (../shared/tools/get-models.sh DIR)")
     if args.precision_only:
         return precision_rows(args)
+    if args.precision_probe:
+        return precision_probe(args)
 
     import numpy as np
     import sentence_transformers
