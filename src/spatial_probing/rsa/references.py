@@ -23,9 +23,11 @@
   same two objects in the same order get the same offset; the swapped and the converse caption
   (the other object first) get the opposite one. Unlike ``direction`` (the relation word's
   vector), a false caption's offset is the scene's, not its words'. Items whose objects cannot
-  be found are excluded. (For
-  StepGame the ``direction`` reference is the 2-D vector of the answer label; composing it along
-  the story from the statements is not derived.)
+  be found are excluded. StepGame: the grid offset of the question's first agent from its second,
+  composed along the story's statements (``Example.source["offset"]``, set by the loader through
+  :mod:`spatial_probing.data.stepgame_geometry`), e.g. ``(2, -1)``: its magnitude is in no word of
+  the question, and the label (the ``direction`` reference) gives only its sign pattern. Items whose
+  offset is not derivable (a statement on the path in an unread template shape) are excluded.
 
 :func:`bag_of_words_rdm` is the lexical RDM partial RSA controls for (cosine distance of unigram +
 bigram counts of the texts).
@@ -154,7 +156,13 @@ def _converse(examples: Sequence[Example]) -> Reference:
 
 
 def _offset(e: Example) -> tuple[float, float] | None:
-    """The scene's ``(dx, dy)`` of the caption's subject relative to its object, or None if not derivable."""
+    """The scene's ``(dx, dy)`` of the caption's subject relative to its object, or None if not derivable.
+
+    Synthetic: from the scene's object coordinates; StepGame: the offset the loader composed along the story.
+    """
+    if e.dataset == "stepgame":
+        offset = e.source.get("offset")
+        return (float(offset[0]), float(offset[1])) if offset is not None else None
     objects = (e.source.get("scene") or {}).get("objects") or []
     where = {f"{o.get('colour')} {o.get('shape')}": (o.get("x"), o.get("y")) for o in objects if isinstance(o, dict)}
     a, b = where.get(str(e.subject)), where.get(str(e.object))
@@ -168,7 +176,8 @@ def _geometry(examples: Sequence[Example]) -> Reference:
     keep = np.array([o is not None for o in offsets], dtype=bool)
     if keep.sum() < 3:
         raise NotApplicable(f"reference 'geometry': only {int(keep.sum())} of {len(examples)} items have scene "
-                            "coordinates for their subject and object (synthetic scenes); need at least 3")
+                            "coordinates for their subject and object (synthetic scenes) or an offset composed "
+                            "along the story (StepGame); need at least 3")
     v = np.array([o for o in offsets if o is not None])
     if np.all(v == v[0]):
         raise NotApplicable("reference 'geometry': every item has the same offset; need 2 or more")
@@ -178,7 +187,7 @@ def _geometry(examples: Sequence[Example]) -> Reference:
     i, j = np.triu_indices(len(v), k=1)
     rdm = np.sqrt(((v[i] - v[j]) ** 2).sum(-1))
     dropped = int((~keep).sum())
-    note = f"excluded {dropped} of {len(examples)} items without scene coordinates" if dropped else ""
+    note = f"excluded {dropped} of {len(examples)} items without scene coordinates or offset" if dropped else ""
     return Reference("geometry", keep, rdm, labels, cond, None, note)
 
 
