@@ -239,7 +239,7 @@ def _fit(roles: tuple[str, ...], names: list[str]) -> tuple[str, str] | None:
     return (who["a"], who["b"]) if len(who) == 2 and who["a"] != who["b"] else None
 
 
-@lru_cache(maxsize=1 << 18)  # the loader parses every story on every load; sentences repeat (~3.6x in clean)
+@lru_cache(maxsize=None)  # the loader parses every story on every load; a sentence recurs ~3.6x in clean
 def parse_statement(sentence: str) -> tuple[str, str, tuple[int, int]] | None:
     """``(a, b, (dx, dy))``: agent ``a`` sits at ``(dx, dy)`` from agent ``b`` (y up); None if not understood.
 
@@ -248,9 +248,10 @@ def parse_statement(sentence: str) -> tuple[str, str, tuple[int, int]] | None:
     """
     parts = _AGENT.split(sentence.strip().replace("\u2019", "'"))
     shape, names = "@".join(parts[::2]), parts[1::2]
-    if shape in MISUSED or shape not in _TABLE:
+    entry = _TABLE.get(shape)
+    if entry is None or shape in MISUSED:
         return None
-    readings = {(*pair, offset) for roles, offset in _TABLE[shape].items() if (pair := _fit(roles, names))}
+    readings = {(*pair, offset) for roles, offset in entry.items() if (pair := _fit(roles, names))}
     return readings.pop() if len(readings) == 1 else None
 
 
