@@ -7,8 +7,9 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from data_fixtures import write_stepgame
 
-from spatial_probing.data import load_dataset
+from spatial_probing.data import DataWarning, load_dataset
 from spatial_probing.data.schema import STEPGAME_DIRECTIONS, Example
 from spatial_probing.data.stepgame_geometry import (MISUSED, TEMPLATES, checked_offset, compose_offset, offset_sign,
                                                     parse_statement)
@@ -129,3 +130,15 @@ def test_real_stepgame_composed_offsets_agree_with_labels(real_data) -> None:
     assert counts["composed"] >= 0.85 * len(examples)
     assert counts["agree"] >= 0.99 * counts["composed"]
     assert counts["far"] >= 0.25 * counts["composed"]
+
+
+def test_loader_puts_the_offset_on_items_and_counts_contradicted_labels(tmp_path) -> None:
+    question = "What is the relation of the agent A to the agent C?"
+    story = ["A is to the left of B.", "B is on the lower left of C."]          # A at (-2, -1) from C
+    write_stepgame(tmp_path, {"0": {"story": story, "question": question, "label": "lower-left"},
+                              "1": {"story": story, "question": question, "label": "left"},       # contradicted
+                              "2": {"story": ["A is near C."], "question": question, "label": "left"}}, k=2)
+    with pytest.warns(DataWarning, match="1 of 3 item"):
+        examples = load_dataset("stepgame", data_dir=tmp_path)
+    assert [e.source.get("offset") for e in examples] == [[-2, -1], None, None]
+    assert examples[0].source["story"] == story and "offset" not in examples[1].source
