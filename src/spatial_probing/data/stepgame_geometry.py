@@ -15,7 +15,7 @@ generator placed, so :func:`parse_statement` returns None for them (:data:`MISUS
 unknown shape: nothing is guessed. (One more shape, "A is diagonally left and above A.", names the
 same agent twice upstream and is not read either.)
 
-Checked on the clean data (all 130,000 records here, 2026-11-29): 94% of sentences are read, and
+Checked on the clean data (all 130,000 records here, 2026-11-29): 94.3% of sentences are read, and
 every composed offset's sign pattern equals the item's label (no disagreement at any k); the
 labels' reported ~10% error rate comes from exactly the shapes left unread. See README
 "StepGame scene geometry" for the numbers per k.
