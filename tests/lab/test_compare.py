@@ -209,3 +209,17 @@ def test_summary_interval_stays_within_the_metric_range() -> None:
     summary = objective_summary(pd.DataFrame(rows), metrics=("accuracy",))
     row = summary.iloc[0]
     assert row["mean"] == pytest.approx(0.6) and row.ci_low == 0.0 and row.ci_high == 1.0
+
+
+def test_differences_equal_up_to_rounding_get_no_t_test_and_no_warning(monkeypatch) -> None:
+    """vision − mlm is 0.1 on every seed, up to float rounding (0.7 − 0.6 ≠ 0.8 − 0.7 in binary): the seed t-test
+    is undefined (NaN), not a huge t with scipy's 'catastrophic cancellation' warning on the user's console."""
+    import warnings
+
+    monkeypatch.setitem(ACC, "mlm", [0.6, 0.7, 0.3])
+    monkeypatch.setitem(ACC, "vision", [0.7, 0.8, 0.4])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        out = objective_comparisons(_results())
+    row = out[(out.objective_a == "mlm") & (out.objective_b == "vision") & (out.metric == "accuracy")].iloc[0]
+    assert abs(row["diff"] + 0.1) < 1e-12 and np.isnan(row["seed_t_p"])

@@ -198,3 +198,33 @@ def test_k_trend_slope_and_interval() -> None:
     t = k_trends(preds, {("stepgame-answer", "sbert-mpnet", "linear"): "final"}, RULES).iloc[0]
     assert t.slope_low < -0.1 < t.slope_high and t.slope_high < 0
     assert t.slope == pytest.approx(np.polyfit(k, ok.astype(float), 1)[0])
+
+
+def test_family_signflip_p_is_each_rows_own_cluster_test() -> None:
+    """The family draws its random signs once per cluster count; each row's p must still be its own clustered
+    sign-flip test: within Monte Carlo error of cluster_signflip where it samples (hundreds of clusters
+    differ), and equal to it where it enumerates (few clusters)."""
+    from spatial_probing.probe.stats import cluster_signflip
+
+    rng = np.random.default_rng(4)
+    n = 1200
+    clusters = np.repeat(np.arange(n // 3), 3)
+    cats = np.array(["A", "B"])[clusters % 2]
+    base = rng.random(n) < 0.6
+    other = np.where(rng.random(n) < 0.15, ~base, base) | ((cats == "A") & (rng.random(n) < 0.05))
+    for keep, sampled in ((clusters < n // 3, True), (clusters < 8, False)):
+        preds, res, layers = _frame({"clip-text": other[keep], "sbert-mpnet": base[keep]}, cats[keep],
+                                    clusters[keep].astype(str))
+        fam = verdict_family(preds, res, layers, RULES)
+        items = TaskItems(preds, RULES)
+        d = items.scores[("clip-text", "final")] - items.scores[("sbert-mpnet", "final")]
+        rows = fam[fam.uninformative.eq("")]
+        assert len(rows) == (3 if sampled else 1), fam[["subset", "uninformative"]]
+        for r in rows.itertuples():
+            m = items.mask(r.subset_kind, r.subset)
+            if sampled:
+                own = cluster_signflip(d[m], items.clusters[m], n_permutations=50000, seed=1)
+                assert 0.002 < own < 0.9 and abs(r.p_perm - own) <= 4 * np.sqrt(own * (1 - own) / 1000) + 1e-3, \
+                    (r.subset, r.p_perm, own)
+            else:
+                assert r.p_perm == pytest.approx(cluster_signflip(d[m], items.clusters[m], n_permutations=1000))

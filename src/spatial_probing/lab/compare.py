@@ -145,7 +145,8 @@ def objective_comparisons(results: pd.DataFrame, predictions: pd.DataFrame | Non
             d = (pair[a] - pair[b]).to_numpy(dtype=np.float64)
             n = d.size
             sd, lo, hi = _t_interval(d, confidence)
-            if n >= 2 and sd > 0:
+            # differences equal up to rounding (e.g. every seed at ceiling) leave the t statistic undefined, not huge
+            if n >= 2 and sd > 1e-12 * max(1.0, float(np.abs(d).max())):
                 t_stat, t_p = (float(x) for x in sps.ttest_rel(pair[a], pair[b]))
             else:
                 t_stat, t_p = float("nan"), float("nan")

@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from spatial_probing.embed.config import is_grounded, is_lexical_floor, strictest_floor
 from spatial_probing.lab.compare import answer_pairs
 from spatial_probing.lab.config import arm_order, parse_lab_arm
-from spatial_probing.probe.stats import (cluster_codes, cluster_draws, cluster_signflip, cluster_sums,
+from spatial_probing.probe.stats import (SignFlips, cluster_codes, cluster_draws, cluster_sums,
                                         cluster_t_test, hierarchical_bootstrap_mean, holm, nan_percentiles, tost)
 
 CONTRASTS = {"grounding": "grounded − distributional", "lexical": "encoder − best lexical floor",
@@ -130,9 +130,13 @@ def _uninformative(row: dict[str, Any], rules: VerdictRules) -> str:
     return ""
 
 
-def _tests(d: np.ndarray, clusters: np.ndarray, rules: VerdictRules) -> dict[str, Any]:
-    """The paired t and TOST p-values; the sign-flip test runs once the family's size is known (``_quantity``)."""
-    return {"p_t": cluster_t_test(d, clusters)[2], "p_tost": tost(d, rules.margin, clusters), "_quantity": (d, clusters)}
+def _tests(items: TaskItems, d: np.ndarray, m: np.ndarray, rules: VerdictRules) -> dict[str, Any]:
+    """The paired t and TOST p-values of the differences ``d`` on items ``m``; the sign-flip test runs once the
+    family's size is known, on ``_quantity``: the per-cluster sums of ``d`` over all of the task's clusters (0 where
+    the row has none), so that one set of random signs serves every row with as many clusters."""
+    cl = items.clusters[m]
+    return {"p_t": cluster_t_test(d, cl)[2], "p_tost": tost(d, rules.margin, cl),
+            "_quantity": np.bincount(items.codes[m], weights=d, minlength=items.n_clusters)}
 
 
 def permutations_for(family_size: int, rules: VerdictRules) -> int:
@@ -154,7 +158,7 @@ def _pair_row(items: TaskItems, base: dict[str, Any], a: tuple[str, str], b: tup
            "acc_a": acc_a[0], "a_low": acc_a[1], "a_high": acc_a[2], "acc_b": acc_b[0], "b_low": acc_b[1],
            "b_high": acc_b[2], "diff": d[0], "diff_low": d[1], "diff_high": d[2], "n_items": int(m.sum()),
            "n_clusters": int(np.unique(items.codes[m]).size), "n_seeds": 1}
-    return {**row, **_tests((xa - xb)[m], items.clusters[m], rules)}
+    return {**row, **_tests(items, (xa - xb)[m], m, rules)}
 
 
 def _lab_row(items: TaskItems, base: dict[str, Any], lab: str, oa: str, ob: str, seeds: list[int], layer_of: dict,
@@ -181,7 +185,21 @@ def _lab_row(items: TaskItems, base: dict[str, Any], lab: str, oa: str, ob: str,
            "acc_b": hb["b"][0], "b_low": hb["b"][1], "b_high": hb["b"][2], "diff": hb["d"][0],
            "diff_low": hb["d"][1], "diff_high": hb["d"][2], "n_items": int(m.sum()),
            "n_clusters": int(np.unique(items.codes[m]).size), "n_seeds": len(seeds)}
-    return {**row, **_tests(d, cl, rules)}
+    return {**row, **_tests(items, d, m, rules)}
+
+
+def _signflip_pvalues(sums: pd.Series, tested: pd.Series, n_permutations: int, seed: int) -> np.ndarray:
+    """Each tested row's cluster sign-flip p (NaN for the others), drawing the random signs once per cluster count
+    (:class:`~spatial_probing.probe.stats.SignFlips`; one draw per row took most of a 27-encoder family's time)."""
+    out = np.full(len(sums), np.nan)
+    rows = np.flatnonzero(tested.to_numpy())
+    by_size: dict[int, list[int]] = {}
+    for i in rows:
+        by_size.setdefault(len(sums.iloc[i]), []).append(i)
+    for n_clusters, idx in by_size.items():
+        flips = SignFlips(n_clusters, n_permutations=n_permutations, seed=seed)
+        out[idx] = flips.pvalues(np.stack([sums.iloc[i] for i in idx], 1))
+    return out
 
 
 def _nanmean(x: np.ndarray) -> float:
@@ -285,8 +303,7 @@ def verdict_family(predictions: pd.DataFrame | None, results: pd.DataFrame | Non
     family = pd.DataFrame(rows)
     family["uninformative"] = [_uninformative(r, rules) for r in family.to_dict("records")]
     n_perm = permutations_for(int((family.uninformative == "").sum()), rules)
-    family["p_perm"] = [cluster_signflip(d, cl, n_permutations=n_perm, seed=rules.seed) if not u else np.nan
-                        for (d, cl), u in zip(family.pop("_quantity"), family.uninformative)]
+    family["p_perm"] = _signflip_pvalues(family.pop("_quantity"), family.uninformative.eq(""), n_perm, rules.seed)
     family["row_id"] = [slug("v", r.task, r.probe, r.subset, r.contrast, r.encoder_a, r.encoder_b)
                         for r in family.itertuples()]
     return apply_rules(family, rules)[VERDICT_COLUMNS]
