@@ -8,6 +8,8 @@ same records as its ``qa{k}_{split}.json`` files, so where it exists it wins and
 skipped (announced). k is taken from the file name where it has one and
 from ``k_hop`` otherwise; a record whose ``k_hop`` contradicts its file name is an error.
 Note: about 10% of the original labels are known to be wrong (Li, Hogg and Cohn, AAAI 2024).
+Each item whose story fixes the queried pair's grid offset gets it as ``source["offset"]`` ([dx, dy] of the
+question's first agent from its second; :mod:`spatial_probing.data.stepgame_geometry`).
 """
 
 from __future__ import annotations
