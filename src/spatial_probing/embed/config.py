@@ -51,7 +51,7 @@ def strictest_floor(accuracy: Mapping[str, float]) -> tuple[str | None, float]:
     best: tuple[str | None, float] = (None, float("nan"))
     for name in sorted(accuracy):
         acc = float(accuracy[name])
-        if acc == acc and not acc <= best[1]:  # finite and above the best so far (NaN compares false)
+        if acc == acc and not acc <= best[1]:  # not NaN, and above the best so far (the first always is)
             best = (name, acc)
     return best
 
