@@ -35,7 +35,7 @@ from spatial_probing.probe.engine import LayerSeedResult, ProbeSettings, probe_a
 from spatial_probing.probe.floor import format_floor_table
 from spatial_probing.probe.splits import outer_folds, overlap_report
 from spatial_probing.probe.stats import (SignFlips, bootstrap_macro_f1, bootstrap_metric, bootstrap_unit, cluster_codes,
-                                        holm, mcnemar_exact)
+                                        cluster_sums, holm, mcnemar_exact)
 from spatial_probing.probe.tasks import ProbeItems, get_task
 
 RESULT_COLUMNS = ["dataset", "task", "encoder", "layer", "probe", "seed", "split", "subset_kind", "subset", "metric",
@@ -458,7 +458,7 @@ def compare_encoders(predictions: pd.DataFrame, results: pd.DataFrame, *, n_perm
                     fam: list[dict[str, Any]] = []
                     common_codes = codes[meta.index.get_indexer(common)]
                     diff = sa.to_numpy() - sb.to_numpy()
-                    sums = np.stack([np.bincount(common_codes[mask], weights=diff[mask], minlength=flips.n_clusters)
+                    sums = np.stack([cluster_sums(diff[mask], common_codes[mask], flips.n_clusters)[0]
                                      for _, _, mask in subsets], axis=1)  # per cluster and subset
                     for (kind, value, mask), perm_p in zip(subsets, flips.pvalues(sums)):
                         xa, xb = sa.to_numpy()[mask], sb.to_numpy()[mask]

@@ -136,9 +136,11 @@ def _resample_weights(n: int, n_boot: int, seed: int, clusters: Sequence | None 
     return cluster_draws(int(codes.max()) + 1, n_boot=n_boot, seed=seed)[:, codes]
 
 
-def cluster_sums(values: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-cluster sums of ``values`` (items on axis 0) and cluster sizes."""
-    G = int(codes.max()) + 1
+def cluster_sums(values: np.ndarray, codes: np.ndarray, n_clusters: int | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-cluster sums of ``values`` (items on axis 0) and cluster sizes, over ``n_clusters`` clusters (default: the
+    highest code + 1; more gives zero rows for clusters these items do not touch)."""
+    G = int(codes.max()) + 1 if n_clusters is None else int(n_clusters)
     sizes = np.bincount(codes, minlength=G).astype(np.float64)
     v = np.asarray(values)
     if v.ndim == 1:
@@ -365,7 +367,6 @@ def cluster_signflip(diff: Sequence[float], clusters: Sequence | None = None, *,
         return 1.0
     sums, _ = cluster_sums(d, cluster_codes(clusters, d.size))
     return float(SignFlips(sums.size, n_permutations=n_permutations, seed=seed).pvalues(sums[:, None])[0])
-
 
 
 class SignFlips:

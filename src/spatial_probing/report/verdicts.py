@@ -136,7 +136,7 @@ def _tests(items: TaskItems, d: np.ndarray, m: np.ndarray, rules: VerdictRules) 
     the row has none), so that one set of random signs serves every row with as many clusters."""
     cl = items.clusters[m]
     return {"p_t": cluster_t_test(d, cl)[2], "p_tost": tost(d, rules.margin, cl),
-            "_quantity": np.bincount(items.codes[m], weights=d, minlength=items.n_clusters)}
+            "_quantity": cluster_sums(d, items.codes[m], items.n_clusters)[0]}
 
 
 def permutations_for(family_size: int, rules: VerdictRules) -> int:
