@@ -50,6 +50,11 @@ CURVES_TABLE = "lab_curves.csv"
 IMAGE_ENCODER_FILE = "image_encoder.safetensors"
 
 
+def _log_path(out: Path, objective: str, seed: int, hard_negatives: float = 0.0) -> Path:
+    """Where one encoder's training log lives under the lab folder ``out``."""
+    return out / "logs" / f"{run_dir_name(objective, seed, hard_negatives)}.json"
+
+
 def run_dir_name(objective: str, seed: int, hard_negatives: float = 0.0) -> str:
     """Folder of one trained encoder inside the lab's output directory: ``vision-seed0``, ``vision-hn1-seed0``."""
     return f"{arm_label(objective, hard_negatives)}-seed{seed}"
@@ -73,14 +78,19 @@ class TrainedEncoder:
     reused: bool
 
 
+def _make_deterministic(num_threads: int) -> None:
+    """A fixed thread count and deterministic kernels for this process (CPU results bit-identical for a seed)."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # needed by deterministic cuBLAS
+    torch.set_num_threads(num_threads)
+    torch.use_deterministic_algorithms(True)
+
+
 @contextmanager
 def deterministic(num_threads: int) -> Iterator[None]:
     """Fixed thread count and deterministic kernels for the block; the previous settings (and the caller's
     global RNG state, which training reseeds) come back after."""
     threads, det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # needed by deterministic cuBLAS
-    torch.set_num_threads(num_threads)
-    torch.use_deterministic_algorithms(True)
+    _make_deterministic(num_threads)
     try:
         with torch.random.fork_rng(devices=[]):
             yield
@@ -521,8 +531,7 @@ def _previous_log(config: LabConfig, out: Path, seed: int, objective: str, fract
     model_dir = out / run_dir_name(objective, seed, fraction)
     if objective == "vision" and not (model_dir / IMAGE_ENCODER_FILE).is_file():
         return None  # the vision check needs the scene CNN too
-    return _reusable(out / "logs" / f"{run_dir_name(objective, seed, fraction)}.json", model_dir,
-                     config.run_hash(objective, seed, fraction))
+    return _reusable(_log_path(out, objective, seed, fraction), model_dir, config.run_hash(objective, seed, fraction))
 
 
 def train_and_save(config: LabConfig, seed: int, objective: str, fraction: float, corpus: Corpus, heldout: Corpus,
@@ -541,7 +550,7 @@ def train_and_save(config: LabConfig, seed: int, objective: str, fraction: float
     entry.update(weights_sha256=sha256_file(model_dir / "model.safetensors"), started=started,
                  ended=datetime.now(timezone.utc).isoformat(), data=corpus.summary, heldout_data=heldout.summary,
                  versions={**package_versions(), "cpu_count": os.cpu_count()})
-    atomic_write_json(out / "logs" / f"{run_dir_name(objective, seed, fraction)}.json", entry)
+    atomic_write_json(_log_path(out, objective, seed, fraction), entry)
     return entry
 
 
@@ -566,9 +575,7 @@ def _init_worker(config: LabConfig, corpus: Corpus, heldout: Corpus, out: Path, 
     from spatial_probing.device import resolve_device
 
     hf_logging.disable_progress_bar()  # save_pretrained's shard bar, once per encoder from every worker
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.set_num_threads(config.train.num_threads)
-    torch.use_deterministic_algorithms(True)
+    _make_deterministic(config.train.num_threads)
     _WORKER.update(config=config, corpus=corpus, heldout=heldout, out=out, device=resolve_device(device),
                    tokenizer=build_tokenizer(config.model.max_position_embeddings))
 
@@ -712,7 +719,7 @@ def train_lab(config: LabConfig, *, out: str | Path | None = None, device: str |
         results = [TrainedEncoder(
             name=encoder_name(config.name_prefix, objective, seed, fraction), objective=objective, seed=seed,
             hard_negatives=fraction, path=out / run_dir_name(objective, seed, fraction),
-            log_path=out / "logs" / f"{run_dir_name(objective, seed, fraction)}.json",
+            log_path=_log_path(out, objective, seed, fraction),
             run_hash=config.run_hash(objective, seed, fraction), weights_sha256=entry["weights_sha256"],
             initial_loss=entry["initial_loss"], final_loss=entry["final_loss"], wall_s=entry["wall_s"],
             reused=previous[(seed, objective, fraction)] is not None)

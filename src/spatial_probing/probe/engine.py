@@ -320,12 +320,12 @@ def _probe_linear(X_train: Mapping[str, np.ndarray], X_test: Mapping[str, np.nda
     bar.set_postfix_str("refit on all training items", refresh=True)
     W = np.zeros((L, J, Xu.shape[-1], K), np.float32)
     b = np.zeros((L, J, K), np.float32)
-    everyone = np.ones((1, n))
+    everyone = counts(np.ones((1, n)))[0]  # each distinct row's count among all training items
     for js, start in ((np.flatnonzero(~reused), init), (np.flatnonzero(reused), None)):
         if len(js):
             W[:, js], b[:, js] = fit_softmax_batched(
                 basis, np.broadcast_to(Yu[js], (L, len(js), Yu.shape[1])), n_classes=K, C=best_C[:, js],
-                weights=np.broadcast_to(counts(everyone)[0], (L, len(js), Yu.shape[1])), max_iter=settings.max_iter,
+                weights=np.broadcast_to(everyone, (L, len(js), Yu.shape[1])), max_iter=settings.max_iter,
                 tol=REFIT_TOL, device=settings.device, init=None if start is None else (start[0][:, js], start[1][:, js]))
     bar.update()
     with torch.no_grad():
