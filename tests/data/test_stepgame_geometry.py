@@ -7,9 +7,8 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from data_fixtures import write_stepgame
 
-from spatial_probing.data import DataWarning, load_dataset
+from spatial_probing.data import load_dataset
 from spatial_probing.data.schema import STEPGAME_DIRECTIONS, Example
 from spatial_probing.data.stepgame_geometry import (MISUSED, TEMPLATES, checked_offset, compose_offset, offset_sign,
                                                     parse_statement)
@@ -96,19 +95,40 @@ def test_checked_offset_refuses_a_label_it_contradicts() -> None:
     assert checked_offset(story, "A", "D", "left") == (None, "not-derivable")
 
 
-def _item(i: int, offset: list[int] | None) -> Example:
-    source = {"story": [], "question": "", "label": "left"} | ({"offset": offset} if offset is not None else {})
-    return Example(id=f"stepgame/{i}", dataset="stepgame", split="test", text=f"story {i}", relation="left",
-                   subject="A", object="B", source=source)
+_NAMES = {v: k for k, v in STEPGAME_DIRECTIONS.items()}
 
 
-def test_geometry_reference_uses_the_composed_stepgame_offset() -> None:
-    items = [_item(0, [2, -1]), _item(1, [1, -1]), _item(2, None), _item(3, [2, -1]), _item(4, [0, 3])]
+def _story(offset: tuple[int, int] | None) -> list[str]:
+    """A chain of template statements placing agent A at ``offset`` from agent B, one unit step per sentence."""
+    if offset is None:
+        return ["A is near B."]                                     # no shape the parser reads
+    dx, dy = offset
+    names, sentences = iter("CDEFGHIJ"), []
+    here = "A"
+    while (dx, dy) != (0, 0):
+        step = ((dx > 0) - (dx < 0), (dy > 0) - (dy < 0))
+        dx, dy = dx - step[0], dy - step[1]
+        there = "B" if (dx, dy) == (0, 0) else next(names)
+        sentences.append(TEMPLATES[_NAMES[step]][0].format(a=here, b=there))
+        here = there
+    return sentences
+
+
+def _item(i: int, offset: tuple[int, int] | None, label: str | None = None) -> Example:
+    label = label or (_NAMES[offset_sign(offset)] if offset else "left")
+    return Example(id=f"stepgame/{i}", dataset="stepgame", split="test", text=f"story {i}", relation=label,
+                   subject="A", object="B", source={"story": _story(offset), "question": "", "label": label})
+
+
+def test_geometry_reference_composes_the_stepgame_offset_and_says_what_it_excluded() -> None:
+    items = [_item(0, (2, -1)), _item(1, (1, -1)), _item(2, None), _item(3, (2, -1)), _item(4, (0, 3)),
+             _item(5, (2, -1), label="left")]                      # a label its story contradicts
     ref = build_reference("geometry", items)
-    np.testing.assert_array_equal(ref.keep, [True, True, False, True, True])
+    np.testing.assert_array_equal(ref.keep, [True, True, False, True, True, False])
     # kept (2,-1) (1,-1) (2,-1) (0,3); condensed pairs 01 02 03 12 13 23
     np.testing.assert_allclose(ref.rdm, [1, 0, math.sqrt(20), 1, math.sqrt(17), math.sqrt(20)])
-    assert list(ref.labels) == ["+0,+3", "+1,-1", "+2,-1"] and "excluded 1 of 5" in ref.note
+    assert list(ref.labels) == ["+0,+3", "+1,-1", "+2,-1"]
+    assert "excluded 2 of 6" in ref.note and "1 of them compose an offset whose sign contradicts" in ref.note
 
 
 def test_real_stepgame_composed_offsets_agree_with_labels(real_data) -> None:
@@ -120,25 +140,10 @@ def test_real_stepgame_composed_offsets_agree_with_labels(real_data) -> None:
     for e in examples:
         offset = compose_offset(e.source["story"], str(e.subject), str(e.object))
         if offset is None:
-            assert "offset" not in e.source
             continue
         counts["composed"] += 1
-        agree = offset_sign(offset) == STEPGAME_DIRECTIONS[str(e.relation)]
-        counts["agree"] += agree
+        counts["agree"] += offset_sign(offset) == STEPGAME_DIRECTIONS[str(e.relation)]
         counts["far"] += max(abs(offset[0]), abs(offset[1])) > 1
-        assert e.source.get("offset") == (list(offset) if agree else None)
     assert counts["composed"] >= 0.85 * len(examples)
     assert counts["agree"] >= 0.99 * counts["composed"]
     assert counts["far"] >= 0.25 * counts["composed"]
-
-
-def test_loader_puts_the_offset_on_items_and_counts_contradicted_labels(tmp_path) -> None:
-    question = "What is the relation of the agent A to the agent C?"
-    story = ["A is to the left of B.", "B is on the lower left of C."]          # A at (-2, -1) from C
-    write_stepgame(tmp_path, {"0": {"story": story, "question": question, "label": "lower-left"},
-                              "1": {"story": story, "question": question, "label": "left"},       # contradicted
-                              "2": {"story": ["A is near C."], "question": question, "label": "left"}}, k=2)
-    with pytest.warns(DataWarning, match="1 of 3 item"):
-        examples = load_dataset("stepgame", data_dir=tmp_path)
-    assert [e.source.get("offset") for e in examples] == [[-2, -1], None, None]
-    assert examples[0].source["story"] == story and "offset" not in examples[1].source

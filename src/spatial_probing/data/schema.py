@@ -50,8 +50,7 @@ class Example(BaseModel):
             (an image, a story, a scene).
         variant, pair_id: minimal-pair bookkeeping (``original``/``swapped``/``converse``).
         origin: ``file:line`` the record was read from.
-        source: the raw upstream fields, untouched (StepGame adds ``offset``, the queried pair's
-            grid offset composed along the story, where derivable: ``data/stepgame_geometry.py``).
+        source: the raw upstream fields, untouched.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")

@@ -8,14 +8,13 @@ same records as its ``qa{k}_{split}.json`` files, so where it exists it wins and
 skipped (announced). k is taken from the file name where it has one and
 from ``k_hop`` otherwise; a record whose ``k_hop`` contradicts its file name is an error.
 Note: about 10% of the original labels are known to be wrong (Li, Hogg and Cohn, AAAI 2024).
-Each item whose story fixes the queried pair's grid offset gets it as ``source["offset"]`` ([dx, dy] of the
-question's first agent from its second; :mod:`spatial_probing.data.stepgame_geometry`).
+The queried pair's grid offset composed along the story (scene geometry) is derived where it is used, by the RSA
+``geometry`` reference (:mod:`spatial_probing.data.stepgame_geometry`), not on every load.
 """
 
 from __future__ import annotations
 
 import re
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,6 @@ from spatial_probing.data._read import LoadReport, field_of, iter_jsonl, load_js
 from spatial_probing.data.errors import DataError
 from spatial_probing.data.paths import resolve_dataset_dir
 from spatial_probing.data.schema import STEPGAME_DIRECTIONS, Example
-from spatial_probing.data.stepgame_geometry import checked_offset
 
 VARIANTS = {"clean": "CompleteVersion/clean", "noise": "CompleteVersion/noise", "train_version": "TrainVersion"}
 SPLITS = ("train", "valid", "test")
@@ -51,7 +49,7 @@ def available_files(root: Path, variant: str) -> dict[tuple[int, str], Path]:
 
 
 def _example(rec: dict[str, Any], *, k: int, split: str, variant: str, path: Path, key: str,
-             line: int | None, geometry: Counter[str]) -> Example:
+             line: int | None) -> Example:
     record = None if line is not None else key
     story = field_of(rec, "story", (list, str), path=path, line=line, record=record)
     if isinstance(story, list) and not all(isinstance(s, str) for s in story):
@@ -66,13 +64,10 @@ def _example(rec: dict[str, Any], *, k: int, split: str, variant: str, path: Pat
     text = " ".join(s.strip() for s in sentences) + " " + question.strip()
     m = _QUESTION.search(question)
     uid = f"stepgame/{variant}/{split}/k{k}/{key}"
-    offset, status = checked_offset(sentences, m.group(1), m.group(2), label) if m else (None, "not-derivable")
-    geometry[status] += 1
-    source = {**rec, "offset": list(offset)} if offset is not None else rec
     return Example(id=uid, dataset="stepgame", split=split, text=text, relation=label,
                    category=direction_category(label), subject=m.group(1) if m else None,
                    object=m.group(2) if m else None, k=k, answer=label, group=uid,
-                   origin=f"{path}:{line}" if line is not None else f"{path}#{key}", source=source)
+                   origin=f"{path}:{line}" if line is not None else f"{path}#{key}", source=rec)
 
 
 def _k_hop(rec: dict[str, Any], path: Path, line: int | None, key: str) -> int | None:
@@ -107,7 +102,6 @@ def load_stepgame(data_dir: str | Path | None = None, *, variant: str = "clean",
         raise DataError(f"no qa{{k}}_{{split}}.json files; expected StepGame's {VARIANTS[variant]} folder",
                         path=root / VARIANTS[variant])
     out: list[Example] = []
-    geometry: Counter[str] = Counter()
     missing = [f"qa{kk}_{s}" for kk in ks for s in splits if (kk, s) not in files and s not in combined]
     for (kk, s), path in sorted(files.items()):
         if kk not in ks or s not in splits:
@@ -124,8 +118,7 @@ def load_stepgame(data_dir: str | Path | None = None, *, variant: str = "clean",
                 if hop is not None and hop != kk:
                     raise DataError(f"record {key!r}: k_hop {hop} contradicts the file name (k={kk})",
                                     path=path, key="k_hop")
-                out.append(_example(rec, k=kk, split=s, variant=variant, path=path, key=key, line=None,
-                                    geometry=geometry))
+                out.append(_example(rec, k=kk, split=s, variant=variant, path=path, key=key, line=None))
             except DataError as err:
                 if not skip_invalid:
                     raise
@@ -142,7 +135,7 @@ def load_stepgame(data_dir: str | Path | None = None, *, variant: str = "clean",
                                         path=path, line=lineno, key="k_hop")
                     if hop in ks:
                         out.append(_example(rec, k=hop, split=s, variant=variant, path=path,
-                                            key=f"jsonl{lineno}", line=lineno, geometry=geometry))
+                                            key=f"jsonl{lineno}", line=lineno))
                 except DataError as err:
                     if not skip_invalid:
                         raise
@@ -153,8 +146,5 @@ def load_stepgame(data_dir: str | Path | None = None, *, variant: str = "clean",
     if not out:
         raise DataError(f"no StepGame records for variant={variant}, split={split}, k={k}",
                         path=root / VARIANTS[variant])
-    if geometry["disagrees"]:
-        report.note(f"StepGame {variant}: {geometry['disagrees']} of {len(out)} item(s) compose an offset whose sign "
-                    "contradicts their label; they get no source['offset'] (scene geometry)")
     report.warn_skipped()
     return out

@@ -24,8 +24,8 @@
   (the other object first) get the opposite one. Unlike ``direction`` (the relation word's
   vector), a false caption's offset is the scene's, not its words'. Items whose objects cannot
   be found are excluded. StepGame: the grid offset of the question's first agent from its second,
-  composed along the story's statements (``Example.source["offset"]``, set by the loader through
-  :mod:`spatial_probing.data.stepgame_geometry`), e.g. ``(2, -1)``: its magnitude is in no word of
+  composed along the story's statements (:mod:`spatial_probing.data.stepgame_geometry`, here, where it is
+  used), e.g. ``(2, -1)``: its magnitude is in no word of
   the question, and the label (the ``direction`` reference) gives only its sign pattern. Items whose
   offset is not derivable (a statement on the path in an unread template shape) are excluded.
 
@@ -155,24 +155,32 @@ def _converse(examples: Sequence[Example]) -> Reference:
     return Reference("converse", keep, rdm, labels, cond, groups, note)
 
 
-def _offset(e: Example) -> tuple[float, float] | None:
-    """The scene's ``(dx, dy)`` of the caption's subject relative to its object, or None if not derivable.
+def _offset(e: Example) -> tuple[tuple[float, float] | None, str]:
+    """``(offset, status)``: the scene's ``(dx, dy)`` of the caption's subject relative to its object, or None with
+    why (``not-derivable``; StepGame also ``disagrees``, when the story contradicts the label: no offset then,
+    rather than overriding the label).
 
-    Synthetic: from the scene's object coordinates; StepGame: the offset the loader composed along the story.
+    Synthetic: from the scene's object coordinates. StepGame: the question's first agent from its second, composed
+    along the story (:func:`~spatial_probing.data.stepgame_geometry.checked_offset`).
     """
     if e.dataset == "stepgame":
-        offset = e.source.get("offset")
-        return (float(offset[0]), float(offset[1])) if offset is not None else None
+        from spatial_probing.data.stepgame_geometry import checked_offset
+
+        if e.subject is None or e.object is None or e.relation is None:
+            return None, "not-derivable"
+        offset, status = checked_offset(e.source.get("story") or [], str(e.subject), str(e.object), str(e.relation))
+        return (None if offset is None else (float(offset[0]), float(offset[1]))), status
     objects = (e.source.get("scene") or {}).get("objects") or []
     where = {f"{o.get('colour')} {o.get('shape')}": (o.get("x"), o.get("y")) for o in objects if isinstance(o, dict)}
     a, b = where.get(str(e.subject)), where.get(str(e.object))
     if a is None or b is None or None in a + b:
-        return None
-    return float(a[0] - b[0]), float(a[1] - b[1])
+        return None, "not-derivable"
+    return (float(a[0] - b[0]), float(a[1] - b[1])), "composed"
 
 
 def _geometry(examples: Sequence[Example]) -> Reference:
-    offsets = [_offset(e) for e in examples]
+    found = [_offset(e) for e in examples]
+    offsets = [o for o, _ in found]
     keep = np.array([o is not None for o in offsets], dtype=bool)
     if keep.sum() < 3:
         raise NotApplicable(f"reference 'geometry': only {int(keep.sum())} of {len(examples)} items have scene "
@@ -188,6 +196,9 @@ def _geometry(examples: Sequence[Example]) -> Reference:
     rdm = np.sqrt(((v[i] - v[j]) ** 2).sum(-1))
     dropped = int((~keep).sum())
     note = f"excluded {dropped} of {len(examples)} items without scene coordinates or offset" if dropped else ""
+    contradicted = sum(status == "disagrees" for _, status in found)
+    if contradicted:  # said, not hidden: these stories place the pair where their label does not
+        note += f" ({contradicted} of them compose an offset whose sign contradicts their label)"
     return Reference("geometry", keep, rdm, labels, cond, None, note)
 
 
